@@ -1,0 +1,61 @@
+"""The developer's entry point: lint, test, build, run and ship the notes service.
+
+`nox --list` shows every session. Each one installs its tools from the hash-pinned
+lock files in requirements/, so a session behaves the same on a laptop and in CI.
+Sessions that drive Docker or Ansible keep their logic in the `kit` package; the
+functions here only wire arguments through.
+"""
+
+from __future__ import annotations
+
+import nox
+
+nox.needs_version = ">=2024.3.2"
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "test"]
+
+PYTHON = "3.11"
+APP_LOCK = "requirements/app.txt"
+DEV_LOCK = "requirements/dev.txt"
+LINT_PATHS = ["webapp", "tests", "kit", "noxfile.py", "gunicorn.conf.py"]
+
+
+def install_dev_tools(session: nox.Session) -> None:
+    """Install the pinned tool chain, then the project itself without re-resolving it."""
+    session.install("--require-hashes", "-r", DEV_LOCK)
+    session.install("--no-deps", "--no-build-isolation", "-e", ".")
+
+
+@nox.session(python=PYTHON)
+def lint(session: nox.Session) -> None:
+    """Check style, formatting, types and YAML. Posargs go to `ruff check`."""
+    install_dev_tools(session)
+    session.run("ruff", "check", *LINT_PATHS, *session.posargs)
+    session.run("ruff", "format", "--check", *LINT_PATHS)
+    session.run("yamllint", "--strict", ".")
+
+
+@nox.session(python=PYTHON)
+def test(session: nox.Session) -> None:
+    """Run the whole test suite with coverage. Posargs go to pytest, e.g. `-- -m "not deploy"`."""
+    install_dev_tools(session)
+    session.run(
+        "pytest",
+        "--cov",
+        "--cov-report=term",
+        "--cov-report=xml:build/coverage.xml",
+        *session.posargs,
+    )
+
+
+@nox.session(python=PYTHON, venv_backend="none")
+def lock(session: nox.Session) -> None:
+    """Re-resolve requirements/*.in into hash-pinned lock files (needs `uv` on PATH)."""
+    for name in ("app", "dev"):
+        session.run(
+            "uv", "pip", "compile", "--universal", "--python-version", PYTHON,
+            "--generate-hashes", "--quiet", *session.posargs,
+            f"requirements/{name}.in", "-o", f"requirements/{name}.txt",
+        )  # fmt: skip
