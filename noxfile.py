@@ -50,6 +50,32 @@ def test(session: nox.Session) -> None:
     )
 
 
+# The kit needs only the standard library (and pip, for the wheelhouse), so these
+# sessions install nothing: a warm `nox -s build` is docker's cache check and little else.
+@nox.session(python=PYTHON, default=False)
+def build(session: nox.Session) -> None:
+    """Build the image offline: base image, wheelhouse, webapp:<version>-<sha>, image.json."""
+    session.run("python", "-m", "kit", "build", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def up(session: nox.Session) -> None:
+    """Build if needed, start the dev stack (or `-- prod`), wait until healthy, print its URL."""
+    if len(session.posargs) > 1 or session.posargs[:1] not in ([], ["dev"], ["prod"]):
+        session.error("Usage: nox -s up [-- dev|prod]")
+    session.run("python", "-m", "kit", "up", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def down(session: nox.Session) -> None:
+    """Stop the dev stack (or `-- prod`), keeping its data; `-- prod --volumes` deletes it."""
+    environments = [arg for arg in session.posargs if arg in ("dev", "prod")]
+    flags = [arg for arg in session.posargs if arg not in environments]
+    if len(environments) > 1 or flags not in ([], ["--volumes"]):
+        session.error("Usage: nox -s down [-- dev|prod] [--volumes]")
+    session.run("python", "-m", "kit", "down", *environments, *flags)
+
+
 @nox.session(python=PYTHON, venv_backend="none")
 def lock(session: nox.Session) -> None:
     """Re-resolve requirements/*.in into hash-pinned lock files (needs `uv` on PATH)."""
