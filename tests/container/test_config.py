@@ -1,0 +1,107 @@
+"""The compose configuration of both environments, as `docker compose config` renders it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from compose_stack import REPO, run
+
+PLAIN_LINE = re.compile(r"^[A-Z][A-Z0-9_]*=[^\"'`$\\]*$")
+
+
+def seconds(duration: str) -> float:
+    """A Compose duration such as '30s' or '1m30s' in seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+)(ms|h|m|s)", duration)
+    assert parts and "".join(n + u for n, u in parts) == duration, duration
+    return sum(int(number) * units[unit] for number, unit in parts)
+
+
+def rendered(environment: str, **variables: str) -> dict[str, Any]:
+    env = {k: v for k, v in os.environ.items() if k != "WEBAPP_SECRET_KEY_FILE"}
+    env.update(variables)
+    output = run(
+        ["docker", "compose", "--env-file", f".env.{environment}", "config", "--format", "json"],
+        env=env,
+    ).stdout
+    config: dict[str, Any] = json.loads(output)
+    return config
+
+
+@pytest.mark.parametrize("environment", ["dev", "prod"])
+def test_env_file_is_plain_key_value(environment: str) -> None:
+    lines = (REPO / f".env.{environment}").read_text().splitlines()
+    entries = [line for line in lines if line.strip() and not line.startswith("#")]
+    assert entries
+    assert [line for line in entries if not PLAIN_LINE.match(line)] == []
+    keys = {line.split("=", 1)[0] for line in entries}
+    assert {"COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "WEBAPP_PORT", "APP_ENV"} <= keys
+    assert not {key for key in keys if "SECRET" in key}, "env files hold configuration only"
+
+
+def test_dev_config_validates_with_bind_mounted_source_and_reload() -> None:
+    config = rendered("dev")
+    assert config["name"] == "webapp-dev"
+    app = config["services"]["app"]
+    assert app["environment"]["APP_ENV"] == "dev"
+    assert app["environment"]["GUNICORN_RELOAD"] == "1"
+    binds = {v["target"]: v for v in app["volumes"] if v["type"] == "bind"}
+    assert Path(binds["/app/webapp"]["source"]) == REPO / "webapp"
+    assert app["ports"][0]["host_ip"] == "127.0.0.1"
+    assert app["ports"][0]["published"] == "8080"
+
+
+def test_prod_config_validates_with_hardening(tmp_path: Path) -> None:
+    secret = tmp_path / "key"
+    secret.write_text("x" * 40)
+    config = rendered("prod", WEBAPP_SECRET_KEY_FILE=str(secret))
+    assert config["name"] == "webapp-prod"
+    for name in ("app", "sqlite"):
+        service = config["services"][name]
+        assert service["restart"] == "unless-stopped"
+        assert service["read_only"] is True
+        assert service["cap_drop"] == ["ALL"]
+        assert "no-new-privileges:true" in service["security_opt"]
+        assert service["logging"]["driver"] == "json-file"
+        assert service["logging"]["options"]["max-size"]
+        limits = service["deploy"]["resources"]["limits"]
+        assert limits["memory"] and limits["cpus"]
+        # Gunicorn's graceful timeout is 20 s; a shorter grace period cuts requests off.
+        assert seconds(service["stop_grace_period"]) >= 20
+    app = config["services"]["app"]
+    assert app["environment"]["SECRET_KEY_FILE"] == "/run/secrets/secret_key"
+    assert "SECRET_KEY" not in app["environment"]
+    assert config["secrets"]["secret_key"]["file"] == str(secret)
+    assert app["ports"][0]["host_ip"] == "127.0.0.1"
+    assert "secrets" not in config["services"]["sqlite"]
+
+
+def test_both_services_share_the_image_and_the_data_volume() -> None:
+    services = rendered("dev")["services"]
+    assert services["app"]["image"] == services["sqlite"]["image"]
+    for name in ("app", "sqlite"):
+        mounts = {v["target"]: v for v in services[name]["volumes"]}
+        assert mounts["/data"]["type"] == "volume"
+        assert mounts["/data"]["source"] == "app_data"
+    assert services["app"]["depends_on"]["sqlite"]["condition"] == "service_healthy"
+
+
+def test_prod_without_a_secret_file_refuses_with_how_to_fix() -> None:
+    env = {k: v for k, v in os.environ.items() if k != "WEBAPP_SECRET_KEY_FILE"}
+    env["COMPOSE_PROJECT_NAME"] = "webapp-test-nosecret"
+    result = run(
+        ["docker", "compose", "--env-file", ".env.prod", "up", "--detach", "--no-build"],
+        env=env,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "WEBAPP_SECRET_KEY_FILE" in result.stderr
+    assert "export WEBAPP_SECRET_KEY_FILE=" in result.stderr
+    listed = run(["docker", "ps", "--all", "--quiet", "--filter",
+                  "label=com.docker.compose.project=webapp-test-nosecret"]).stdout  # fmt: skip
+    assert listed.strip() == "", "nothing may start without the secret"
