@@ -1,0 +1,87 @@
+"""Functional fixtures: a real SQLite file migrated by Alembic once per session, and a
+WebTest app whose every test runs inside one outer transaction that is rolled back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import webtest
+from sqlalchemy.engine import Engine
+
+from webapp import db, schema
+from webapp.config import make_app
+from webapp.settings import Settings
+
+TEST_SECRET = "functional-tests-secret-key-0123456789abcdef"
+
+
+def settings_for(path: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": f"sqlite:///{path}",
+        "app_env": "dev",
+        "secret_key": TEST_SECRET,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def migrated_engine(path: Path, **engine_options: Any) -> Engine:
+    engine = db.make_engine(f"sqlite:///{path}", **engine_options)
+    schema.upgrade(engine)
+    return engine
+
+
+@pytest.fixture(scope="session")
+def db_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("db") / "app.db"
+
+
+@pytest.fixture(scope="session")
+def engine(db_path: Path) -> Iterator[Engine]:
+    engine = migrated_engine(db_path)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def wsgi_app(db_path: Path, engine: Engine) -> Any:
+    return make_app(settings_for(db_path), engine=engine)
+
+
+@pytest.fixture
+def dbconn(wsgi_app: Any, engine: Engine) -> Iterator[Any]:
+    """An outer transaction that every request of the test joins, then rolled back."""
+    registry = wsgi_app.registry
+    original = registry["dbsession_factories"]
+    # DEFERRED: the outer transaction takes the write lock only once a test writes, so
+    # tests of /readyz (which takes the write lock itself) can run while it is open.
+    conn = engine.connect().execution_options(**{db.BEGIN_OPTION: "DEFERRED"})
+    outer = conn.begin()
+    registry["dbsession_factories"] = db.session_factories(
+        conn, join_transaction_mode="create_savepoint"
+    )
+    try:
+        yield conn
+    finally:
+        registry["dbsession_factories"] = original
+        outer.rollback()
+        conn.close()
+
+
+@pytest.fixture
+def app(wsgi_app: Any, dbconn: Any) -> webtest.TestApp:
+    return webtest.TestApp(wsgi_app)
+
+
+@pytest.fixture
+def make_note(app: webtest.TestApp) -> Any:
+    def _make(title: str = "a note", body: str = "", tags: list[str] | None = None) -> Any:
+        payload = {"title": title, "body": body, "tags": tags or []}
+        return app.post_json("/api/notes", payload, status=201)
+
+    return _make

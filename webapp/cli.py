@@ -1,0 +1,192 @@
+"""`python -m webapp db ...`: the database verbs that operators, compose and CI run.
+
+Every failure is one line on stderr and a non-zero exit: 1 for an operational failure,
+2 for bad usage or configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from webapp import backup, db, jsonlog, readiness, schema, settings
+
+log = logging.getLogger("webapp.cli")
+
+
+class CommandError(Exception):
+    """The command could not do its job; str() is the one-line reason."""
+
+
+def _positive(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number > 0 or number != number or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
+    return number
+
+
+def _count(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
+    return int(value)
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(prog="python -m webapp", description=__doc__)
+    groups = top.add_subparsers(dest="group", required=True, metavar="db")
+    dbp = groups.add_parser("db", help="database operations (DATABASE_URL names the file)")
+    verbs = dbp.add_subparsers(dest="verb", required=True)
+    verbs.add_parser("upgrade", help="migrate to the head revision; safe to repeat")
+    verbs.add_parser("current", help="print the database's revision, or 'none'")
+    verbs.add_parser("head", help="print the revision this code expects")
+    verbs.add_parser("check", help="exit 0 iff the database is reachable, writable, at head")
+    p = verbs.add_parser("backup", help="verified online copy; prints the backup's path")
+    p.add_argument("dest", type=Path, help="a file path, or a directory for a timestamped file")
+    p = verbs.add_parser("restore", help="replace the database with a verified copy (app stopped)")
+    p.add_argument("src", type=Path, help="a backup file made by `db backup`")
+    p = verbs.add_parser("serve", help="upgrade, then back up every interval until stopped")
+    p.add_argument("--backup-dir", type=Path, required=True)
+    p.add_argument("--backup-interval", type=_positive, required=True, metavar="SECONDS")
+    p.add_argument("--keep", type=_count, required=True, metavar="N")
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        config = settings.load_for_cli()
+    except settings.ConfigError as exc:
+        print(f"webapp: configuration error: {exc}", file=sys.stderr)
+        return 2
+    jsonlog.configure(config.log_level)
+    engine = db.make_engine(config.database_url)
+    try:
+        return COMMANDS[args.verb](args, config, engine)
+    except (CommandError, backup.BackupError) as exc:
+        print(f"webapp: db {args.verb}: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        reason = getattr(exc, "orig", None) or exc
+        print(
+            f"webapp: db {args.verb}: database {config.database_path} failed: {reason}",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        engine.dispose()
+
+
+def _upgrade(engine: Engine, config: settings.Settings) -> tuple[str | None, str]:
+    directory = config.database_path.parent
+    if not directory.is_dir():
+        raise CommandError(f"database directory {directory} does not exist; create it first")
+    return schema.upgrade(engine)
+
+
+def cmd_upgrade(_args: argparse.Namespace, config: settings.Settings, engine: Engine) -> int:
+    before, after = _upgrade(engine, config)
+    if before == after:
+        print(f"database {config.database_path} already at {after}")
+    else:
+        print(f"database {config.database_path} upgraded from {before or 'none'} to {after}")
+    return 0
+
+
+def cmd_current(_args: argparse.Namespace, config: settings.Settings, engine: Engine) -> int:
+    if not config.database_path.is_file():
+        raise CommandError(f"database file {config.database_path} does not exist")
+    with db.reader(engine).connect() as conn:
+        print(schema.current(conn) or "none")
+    return 0
+
+
+def cmd_head(_args: argparse.Namespace, _config: settings.Settings, _engine: Engine) -> int:
+    print(schema.head())
+    return 0
+
+
+def cmd_check(_args: argparse.Namespace, _config: settings.Settings, engine: Engine) -> int:
+    reason = readiness.problem(engine)
+    if reason is not None:
+        raise CommandError(reason)
+    print("ok")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace, config: settings.Settings, _engine: Engine) -> int:
+    print(backup.backup(config.database_path, args.dest))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, config: settings.Settings, _engine: Engine) -> int:
+    backup.restore(args.src, config.database_path)
+    print(f"database {config.database_path} restored from {args.src}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engine) -> int:
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    before, after = _upgrade(engine, config)
+    engine.dispose()  # the loop below uses the backup API, not the pool
+    args.backup_dir.mkdir(parents=True, exist_ok=True)
+    log.info(
+        "serving",
+        extra={
+            "event": "serve",
+            "database": str(config.database_path),
+            "schema_before": before,
+            "schema_revision": after,
+            "backup_dir": str(args.backup_dir),
+            "interval_s": args.backup_interval,
+            "keep": args.keep,
+        },
+    )
+    while not stop.wait(args.backup_interval):
+        try:
+            path = backup.backup(config.database_path, args.backup_dir)
+            pruned = backup.prune(args.backup_dir, args.keep)
+        except backup.BackupError as exc:
+            # Keep going: the next interval may succeed (e.g. after space is freed).
+            log.error("backup failed: %s", exc, extra={"event": "backup", "ok": False})
+            continue
+        log.info(
+            "backup done",
+            extra={
+                "event": "backup",
+                "ok": True,
+                "path": str(path),
+                "bytes": path.stat().st_size,
+                "pruned": [p.name for p in pruned],
+            },
+        )
+    return 0
+
+
+COMMANDS = {
+    "upgrade": cmd_upgrade,
+    "current": cmd_current,
+    "head": cmd_head,
+    "check": cmd_check,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
+    "serve": cmd_serve,
+}

@@ -1,0 +1,73 @@
+"""The one app factory: validated settings in, WSGI application out."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.csrf import SessionCSRFStoragePolicy
+from pyramid.events import NewRequest, subscriber
+from pyramid.session import SignedCookieSessionFactory
+from pyramid.tweens import INGRESS
+from sqlalchemy.engine import Engine
+
+from webapp import body_limit, db, jsonlog
+from webapp.note_input import REQUEST_MAX
+from webapp.problems import Problem
+from webapp.settings import Settings
+
+
+def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
+    """Build the WSGI app. `engine` lets tests share one engine across apps."""
+    jsonlog.configure(settings.log_level)
+    engine = engine or db.make_engine(settings.database_url)
+    config = Configurator(
+        settings={
+            "webapp.settings": settings,
+            "webapp.engine": engine,
+            # A few attempts absorb a writer that held the lock past busy_timeout.
+            "retry.attempts": 3,
+            "tm.manager_hook": "pyramid_tm.explicit_manager",
+            "jinja2.directories": "webapp:templates",
+            "jinja2.autoescape": True,
+        }
+    )
+    # Transactions: one per request, retried as a whole on transient busy errors.
+    config.include("pyramid_retry")
+    config.include("pyramid_tm")
+    config.include("webapp.db")
+    # Sessions exist only to hold the page form's CSRF token, signed with SECRET_KEY.
+    config.set_session_factory(
+        SignedCookieSessionFactory(
+            settings.secret_key,
+            cookie_name="webapp_session",
+            httponly=True,
+            samesite="Strict",
+            # TLS ends in front of the app when there is any; over plain HTTP a Secure
+            # cookie would never come back and the form could not be used at all.
+            secure=False,
+        )
+    )
+    config.set_csrf_storage_policy(SessionCSRFStoragePolicy())
+    # Every unsafe request is checked, unless its view opts out (the JSON API does).
+    config.set_default_csrf_options(require_csrf=True)
+    config.include("pyramid_jinja2")
+    config.add_jinja2_renderer(".html")
+    # Response decoration wraps everything below it, exception views included.
+    headers_tween = "webapp.tweens.security_headers_tween_factory"
+    config.add_tween(headers_tween, under=INGRESS)
+    config.add_tween("webapp.tweens.request_id_tween_factory", under=headers_tween)
+    config.include("webapp.routes")
+    config.scan("webapp.views")
+    config.scan("webapp.config")
+    app = config.make_wsgi_app()
+    return body_limit.BodyLimit(app, REQUEST_MAX)
+
+
+@subscriber(NewRequest)
+def refuse_unusable_bodies(event: NewRequest) -> None:
+    environ = event.request.environ
+    if environ.get(body_limit.TOO_LARGE):
+        raise Problem(413, f"request body is larger than {REQUEST_MAX} bytes; send less")
+    if environ.get(body_limit.UNREADABLE):
+        raise Problem(400, "request body could not be read: bad Content-Length or chunking")

@@ -1,0 +1,124 @@
+"""The SQLite engine, tuned for several Gunicorn workers sharing one file, and the
+per-request session owned by the transaction manager.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import weakref
+from typing import Any
+
+import zope.sqlalchemy
+from pyramid_retry import mark_error_retryable
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+BUSY_TIMEOUT_MS = 5000
+
+# Primary result codes (the low byte of the extended code) that call for a retry.
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
+
+# Engines made in this process, so that a preloading server can drop inherited
+# connections after fork (a SQLite handle must never cross a fork).
+_ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+# Requests that only read open a deferred transaction; everything else takes the write
+# lock up front so that concurrent writers queue on busy_timeout instead of failing
+# with "database is locked" when a read transaction tries to upgrade.
+BEGIN_OPTION = "webapp_sqlite_begin"
+
+
+def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+        # Take transaction control away from pysqlite, which would otherwise emit a
+        # plain BEGIN lazily; the "begin" hook below emits ours (SQLAlchemy's recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            # WAL lets readers run beside the one writer; it persists in the file, and
+            # a read-only file that is already WAL answers without writing.
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # NORMAL is durable across application crashes in WAL mode; only an OS crash
+            # can lose the last transactions, never corrupt the file.
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        # Let pyramid_retry run the request again when another writer held the lock past
+        # busy_timeout; the last attempt still fails and becomes a 503.
+        orig = context.original_exception
+        if isinstance(orig, sqlite3.Error) and is_busy(orig):
+            exc = context.sqlalchemy_exception
+            if isinstance(exc, Exception):
+                mark_error_retryable(exc)
+
+    _ENGINES.add(engine)
+    return engine
+
+
+def reader(engine: Engine) -> Engine:
+    """The same pool, but transactions begin DEFERRED: for requests that only read."""
+    return engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+
+
+def sqlite_code(exc: BaseException) -> int | None:
+    """The primary SQLite result code behind a DB-API or SQLAlchemy error, if any."""
+    orig = getattr(exc, "orig", exc)
+    code = getattr(orig, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
+
+
+def is_busy(exc: BaseException) -> bool:
+    return sqlite_code(exc) in (SQLITE_BUSY, SQLITE_LOCKED)
+
+
+def dispose_after_fork() -> None:
+    """Forget connections inherited from the parent without closing its handles."""
+    for engine in list(_ENGINES):
+        engine.dispose(close=False)
+
+
+def session_factories(
+    bind: Engine | Connection, **options: Any
+) -> dict[str, sessionmaker[Session]]:
+    """Session factories for reading and writing requests over one engine or connection.
+
+    Tests pass a connection inside an outer transaction, with
+    join_transaction_mode="create_savepoint", to roll each test back.
+    """
+    read_bind = reader(bind) if isinstance(bind, Engine) else bind
+    return {
+        "read": sessionmaker(bind=read_bind, expire_on_commit=False, **options),
+        "write": sessionmaker(bind=bind, expire_on_commit=False, **options),
+    }
+
+
+def includeme(config: Any) -> None:
+    """Give every request `request.dbsession`, joined to the request's transaction."""
+    config.registry["dbsession_factories"] = session_factories(
+        config.get_settings()["webapp.engine"]
+    )
+
+    def dbsession(request: Any) -> Session:
+        factories = request.registry["dbsession_factories"]
+        kind = "read" if request.method in ("GET", "HEAD") else "write"
+        session = factories[kind](info={"request": request})
+        # pyramid_tm commits or aborts; views never commit.
+        zope.sqlalchemy.register(session, transaction_manager=request.tm)
+        return session
+
+    config.add_request_method(dbsession, reify=True)

@@ -1,0 +1,24 @@
+"""Alembic environment: runs inside `python -m webapp db ...` and the tests.
+
+The caller passes an open connection in config.attributes["connection"], made by
+webapp.db.make_engine, so migrations run with the same pragmas and BEGIN IMMEDIATE as
+the app. Offline (SQL script) mode is not supported: SQLite is migrated in place.
+"""
+
+from __future__ import annotations
+
+from alembic import context
+
+from webapp.models import Base
+from webapp.schema import include_name
+
+connection = context.config.attributes["connection"]
+context.configure(
+    connection=connection,
+    target_metadata=Base.metadata,
+    render_as_batch=True,
+    include_name=include_name,
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

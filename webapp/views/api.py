@@ -1,0 +1,128 @@
+"""The JSON API under /api/notes.
+
+CSRF: these views are exempt from Pyramid's CSRF check (require_csrf=False). Every
+write here demands `Content-Type: application/json`, which an HTML form on another
+site cannot send, and a cross-site fetch with that type needs a CORS preflight that
+this service never grants. So a forged cross-site request cannot reach a write.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from webapp import cursor, notes
+from webapp.models import Note
+from webapp.note_input import NoteInput, parse_json, validate
+from webapp.problems import Problem
+from webapp.search import Q_MAX
+
+JSON_TYPES = ("application/json",)
+
+
+def _note_response(request: Request, note: Note, status: int = 200) -> Response:
+    response = request.response
+    response.status_int = status
+    response.content_type = "application/json"
+    response.charset = None
+    response.json_body = note.as_json()
+    response.etag = note.etag.strip('"')
+    return response
+
+
+def _note_id(request: Request) -> int:
+    raw = request.matchdict["id"]
+    # Digits only and at most 19 of them: never hand SQLite a value beyond int64.
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 19):
+        raise Problem(404, f"no note with id {raw[:40]!r}")
+    return int(raw)
+
+
+def _load(request: Request) -> Note:
+    note_id = _note_id(request)
+    note = notes.get(request.dbsession, note_id)
+    if note is None:
+        raise Problem(404, f"no note with id {note_id}")
+    return note
+
+
+def _input(request: Request) -> NoteInput:
+    if request.content_type.lower() not in JSON_TYPES:
+        shown = request.content_type or "none"
+        raise Problem(
+            415,
+            f"Content-Type {shown!r} is not supported; send application/json",
+            headers={"Accept-Post": "application/json"} if request.method == "POST" else None,
+        )
+    return validate(parse_json(request.body))
+
+
+def _query_int(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.GET.get(name)
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 4 and low <= int(raw) <= high):
+        raise Problem(400, f"{name}={raw[:20]!r} is not an integer from {low} to {high}")
+    return int(raw)
+
+
+@view_config(route_name="notes", request_method="GET", renderer="json")
+def list_notes(request: Request) -> dict[str, Any]:
+    limit = _query_int(request, "limit", notes.LIMIT_DEFAULT, 1, notes.LIMIT_MAX)
+    q = request.GET.get("q", "")
+    if len(q) > Q_MAX:
+        raise Problem(400, f"q is {len(q)} characters; search with at most {Q_MAX}")
+    raw_cursor = request.GET.get("cursor")
+    before = cursor.decode(raw_cursor) if raw_cursor else None
+    items, last = notes.page(request.dbsession, q=q, limit=limit, before=before)
+    return {
+        "items": [note.as_json() for note in items],
+        "next_cursor": cursor.encode(last) if last is not None else None,
+    }
+
+
+@view_config(route_name="notes", request_method="POST", require_csrf=False)
+def create_note(request: Request) -> Response:
+    note = notes.create(request.dbsession, _input(request))
+    response = _note_response(request, note, status=201)
+    response.location = request.route_url("note", id=note.id)
+    return response
+
+
+@view_config(route_name="note", request_method="GET")
+def get_note(request: Request) -> Response:
+    return _note_response(request, _load(request))
+
+
+def _precondition(request: Request, note: Note) -> None:
+    if "If-Match" not in request.headers:
+        return
+    if note.etag.strip('"') not in request.if_match:
+        raise Problem(
+            412,
+            f"note {note.id} has changed (now ETag {note.etag}); GET it again and retry",
+            headers={"ETag": note.etag},
+        )
+
+
+@view_config(route_name="note", request_method="PUT", require_csrf=False)
+def replace_note(request: Request) -> Response:
+    if "If-Match" not in request.headers:
+        raise Problem(428, "If-Match is required: send the ETag from your last GET of this note")
+    data = _input(request)
+    note = _load(request)
+    _precondition(request, note)
+    if not notes.replace(request.dbsession, note, data):  # pragma: no cover - needs a race
+        raise Problem(412, f"note {note.id} changed while updating; GET it again and retry")
+    return _note_response(request, note)
+
+
+@view_config(route_name="note", request_method="DELETE", require_csrf=False)
+def delete_note(request: Request) -> Response:
+    note = _load(request)
+    _precondition(request, note)
+    notes.delete(request.dbsession, note)
+    return Response(status=204)

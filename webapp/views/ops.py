@@ -1,0 +1,60 @@
+"""Endpoints for operators and orchestrators: liveness, readiness, build info, the spec."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+from sqlalchemy.exc import SQLAlchemyError
+
+from webapp import db, readiness, schema
+from webapp.problems import Problem
+
+
+@view_config(route_name="healthz", request_method="GET", renderer="json")
+def healthz(_request: Request) -> dict[str, str]:
+    # Liveness only: a database outage must not get healthy workers restarted.
+    return {"status": "ok"}
+
+
+@view_config(route_name="readyz", request_method="GET", renderer="json")
+def readyz(request: Request) -> dict[str, str]:
+    reason = readiness.problem(request.registry.settings["webapp.engine"])
+    if reason is not None:
+        raise Problem(503, reason, headers={"Retry-After": "5"})
+    return {"status": "ok", "schema_revision": schema.head()}
+
+
+@view_config(route_name="version", request_method="GET", renderer="json")
+def version(request: Request) -> dict[str, Any]:
+    settings = request.registry.settings["webapp.settings"]
+    try:
+        with db.reader(request.registry.settings["webapp.engine"]).connect() as conn:
+            revision = schema.current(conn) or "none"
+            conn.rollback()
+    except SQLAlchemyError:
+        # /version must answer even when the database cannot: say so instead of failing.
+        revision = "unknown"
+    return {
+        "version": settings.version,
+        "revision": settings.revision,
+        "built_at": settings.built_at,
+        "schema_revision": revision,
+        "app_env": settings.app_env,
+    }
+
+
+@cache
+def _spec() -> bytes:
+    text = resources.files("webapp").joinpath("openapi.json").read_text(encoding="utf-8")
+    return json.dumps(json.loads(text), separators=(",", ":")).encode()
+
+
+@view_config(route_name="openapi", request_method="GET")
+def openapi(_request: Request) -> Response:
+    return Response(body=_spec(), content_type="application/json", charset=None)
