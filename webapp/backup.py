@@ -14,7 +14,7 @@ import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
-BACKUP_NAME = re.compile(r"app-\d{8}T\d{6}Z(?:-\d+)?\.db")
+BACKUP_NAME = re.compile(r"app-(\d{8}T\d{6}Z)(?:-(\d+))?\.db")
 
 
 class BackupError(Exception):
@@ -57,11 +57,17 @@ def target_path(dest: Path, now: datetime | None = None) -> Path:
             raise BackupError(f"backup destination directory {dest.parent} does not exist")
         return dest
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-    target = dest / f"app-{stamp}.db"
-    counter = 1
-    while target.exists():  # two backups within one second keep both
-        target = dest / f"app-{stamp}-{counter}.db"
-        counter += 1
+    # Backups within one second keep both, and a later one always sorts after the
+    # earlier ones (even when pruning removed those), so it is never the one pruned.
+    counters = [
+        int(match.group(2) or 0)
+        for path in dest.glob(f"app-{stamp}*.db")
+        if (match := BACKUP_NAME.fullmatch(path.name))
+    ]
+    if not counters:
+        target = dest / f"app-{stamp}.db"
+    else:
+        target = dest / f"app-{stamp}-{max(counters) + 1}.db"
     return target
 
 
@@ -100,7 +106,12 @@ def backup(database: Path, dest: Path, *, now: datetime | None = None) -> Path:
 
 def prune(directory: Path, keep: int) -> list[Path]:
     """Delete all but the newest `keep` backups in `directory`; return what went."""
-    backups = sorted(p for p in directory.iterdir() if BACKUP_NAME.fullmatch(p.name))
+    found = []
+    for path in directory.iterdir():
+        if match := BACKUP_NAME.fullmatch(path.name):
+            # Oldest first: by time stamp, then by the counter of same-second backups.
+            found.append((match.group(1), int(match.group(2) or 0), path))
+    backups = [path for _stamp, _counter, path in sorted(found)]
     doomed = backups[:-keep] if keep > 0 else backups
     for path in doomed:
         path.unlink(missing_ok=True)

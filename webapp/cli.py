@@ -163,6 +163,7 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
     while not stop.wait(args.backup_interval):
         try:
             path = backup.backup(config.database_path, args.backup_dir)
+            size = path.stat().st_size
             pruned = backup.prune(args.backup_dir, args.keep)
         except backup.BackupError as exc:
             # Keep going: the next interval may succeed (e.g. after space is freed).
@@ -174,7 +175,7 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
                 "event": "backup",
                 "ok": True,
                 "path": str(path),
-                "bytes": path.stat().st_size,
+                "bytes": size,
                 "pruned": [p.name for p in pruned],
             },
         )

@@ -30,8 +30,10 @@ _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 BEGIN_OPTION = "webapp_sqlite_begin"
 
 
-def make_engine(url: str, *, busy_timeout_ms: int = BUSY_TIMEOUT_MS, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, busy_timeout_ms: int | None = None, **kwargs: Any) -> Engine:
     engine = create_engine(url, **kwargs)
+    if busy_timeout_ms is None:
+        busy_timeout_ms = BUSY_TIMEOUT_MS
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:

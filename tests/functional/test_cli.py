@@ -1,0 +1,291 @@
+"""`python -m webapp db ...`: in-process for coverage, as real processes for exit codes,
+output and signals."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from webapp import cli, schema
+
+from .conftest import migrated_engine
+
+
+@pytest.fixture
+def database(tmp_path, monkeypatch) -> Path:
+    path = tmp_path / "data" / "app.db"
+    path.parent.mkdir()
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{path}")
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    return path
+
+
+def run(*args: str) -> int:
+    return cli.main(list(args))
+
+
+def _count(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("SELECT count(*) FROM notes").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def _insert(path: Path, n: int) -> None:
+    conn = sqlite3.connect(path, timeout=10)
+    with conn:
+        conn.executemany(
+            "INSERT INTO notes (title, body, tags, created_at, updated_at, version) "
+            "VALUES (?, 'b', '[]', '2026-01-01', '2026-01-01', 1)",
+            [(f"t{i}",) for i in range(n)],
+        )
+    conn.close()
+
+
+def test_upgrade_is_idempotent_and_current_and_head_agree(database, capsys):
+    assert run("db", "current") == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert run("db", "upgrade") == 0
+    assert "upgraded from none to" in capsys.readouterr().out
+    assert run("db", "upgrade") == 0
+    assert "already at" in capsys.readouterr().out
+    assert run("db", "current") == 0
+    current = capsys.readouterr().out.strip()
+    assert run("db", "head") == 0
+    assert capsys.readouterr().out.strip() == current == schema.head()
+
+
+def test_current_is_none_before_migrations(database, capsys):
+    sqlite3.connect(database).close()
+    assert run("db", "current") == 0
+    assert capsys.readouterr().out.strip() == "none"
+
+
+def test_upgrade_into_a_missing_directory_fails_in_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/nope/app.db")
+    assert run("db", "upgrade") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "does not exist" in err
+
+
+def test_check_passes_only_when_ready(database, capsys):
+    assert run("db", "check") == 1
+    assert "run `python -m webapp db upgrade`" in capsys.readouterr().err
+    sqlite3.connect(database).close()
+    assert run("db", "check") == 1
+    assert "schema revision none" in capsys.readouterr().err
+    run("db", "upgrade")
+    capsys.readouterr()
+    assert run("db", "check") == 0
+    assert capsys.readouterr().out.strip() == "ok"
+
+
+def test_check_fails_while_a_writer_holds_the_lock_too_long(database, capsys, monkeypatch):
+    run("db", "upgrade")
+    monkeypatch.setattr("webapp.db.BUSY_TIMEOUT_MS", 50)
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        assert run("db", "check") == 1
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert "locked" in capsys.readouterr().err
+
+
+def test_config_errors_exit_2_in_one_line(monkeypatch, capsys):
+    monkeypatch.setenv("DATABASE_URL", "mysql://x/y")
+    assert run("db", "upgrade") == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "DATABASE_URL" in err
+
+
+def test_backup_to_directory_and_file_then_restore(database, tmp_path, capsys):
+    run("db", "upgrade")
+    _insert(database, 5)
+    backups = tmp_path / "backups"
+    backups.mkdir()
+    capsys.readouterr()
+    assert run("db", "backup", str(backups)) == 0
+    made = Path(capsys.readouterr().out.strip())
+    assert made.parent == backups and made.name.startswith("app-") and made.suffix == ".db"
+    assert run("db", "backup", str(backups)) == 0  # same second: a second, distinct file
+    second = Path(capsys.readouterr().out.strip())
+    assert second != made and second.exists()
+    named = tmp_path / "named.db"
+    assert run("db", "backup", str(named)) == 0
+    assert Path(capsys.readouterr().out.strip()) == named
+    assert not list(backups.glob(".*"))  # no partial files left behind
+    assert sqlite3.connect(made).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+    _insert(database, 3)
+    assert _count(database) == 8
+    assert run("db", "restore", str(made)) == 0
+    assert _count(database) == 5
+    assert run("db", "check") == 0
+
+
+def test_restore_refuses_missing_and_corrupt_sources(database, tmp_path, capsys):
+    run("db", "upgrade")
+    _insert(database, 2)
+    capsys.readouterr()
+    assert run("db", "restore", str(tmp_path / "missing.db")) == 1
+    assert "does not exist" in capsys.readouterr().err
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not sqlite" * 100)
+    assert run("db", "restore", str(garbage)) == 1
+    assert "not a sound SQLite database" in capsys.readouterr().err
+    good = tmp_path / "good.db"
+    run("db", "backup", str(good))
+    corrupt = tmp_path / "corrupt.db"
+    data = bytearray(good.read_bytes())
+    data[4096:] = b"\xde\xad" * ((len(data) - 4096) // 2)  # smash every page but the header
+    corrupt.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert run("db", "restore", str(corrupt)) == 1
+    assert "corrupt" in capsys.readouterr().err
+    assert _count(database) == 2  # the live database was never touched
+
+
+def test_backup_errors_are_one_line(database, tmp_path, capsys):
+    assert run("db", "backup", str(tmp_path)) == 1
+    assert "does not exist; nothing to back up" in capsys.readouterr().err
+    run("db", "upgrade")
+    capsys.readouterr()
+    assert run("db", "backup", str(tmp_path / "no" / "dir" / "x.db")) == 1
+    assert "destination directory" in capsys.readouterr().err
+
+
+def test_backup_while_writing_is_consistent(database, tmp_path):
+    engine = migrated_engine(database)
+    engine.dispose()
+    stop = threading.Event()
+    written = []
+
+    def writer():
+        conn = sqlite3.connect(database, timeout=10)
+        conn.execute("PRAGMA journal_mode=WAL")
+        for i in range(5000):  # bounded
+            if stop.is_set():
+                break
+            with conn:
+                conn.execute(
+                    "INSERT INTO notes (title, body, tags, created_at, updated_at, version) "
+                    "VALUES (?, 'body words', '[]', '2026-01-01', '2026-01-01', 1)",
+                    (f"w{i}",),
+                )
+            written.append(i)
+        conn.close()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    copies = []
+    try:
+        while len(written) < 50 and thread.is_alive():
+            time.sleep(0.01)
+        for n in range(3):
+            copies.append(cli.backup.backup(database, tmp_path / f"copy{n}.db"))
+    finally:
+        stop.set()
+        thread.join()
+    counts = []
+    for copy in copies:
+        conn = sqlite3.connect(copy)
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        # The full-text index agrees with the rows it indexes: one snapshot, not a blend.
+        conn.execute("INSERT INTO notes_fts(notes_fts) VALUES ('integrity-check')")
+        counts.append(conn.execute("SELECT count(*) FROM notes").fetchone()[0])
+        conn.close()
+    assert counts == sorted(counts) and counts[-1] <= len(written)
+
+
+def test_serve_backs_up_prunes_and_stops_on_sigterm(database, tmp_path, capsys):
+    backups = tmp_path / "backups"
+    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        code = run(
+            "db", "serve", "--backup-dir", str(backups), "--backup-interval", "0.2", "--keep", "2"
+        )
+    finally:
+        timer.cancel()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    assert code == 0
+    made = sorted(p.name for p in backups.iterdir())
+    assert len(made) == 2 and all(name.startswith("app-") for name in made)
+    log = capsys.readouterr().err
+    assert '"event": "backup"' in log and '"pruned": ["app-' in log
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--backup-interval", "0", "--keep", "1"],
+        ["--backup-interval", "nan", "--keep", "1"],
+        ["--backup-interval", "1", "--keep", "0"],
+        ["--backup-interval", "x", "--keep", "1"],
+    ],
+)
+def test_serve_rejects_bad_arguments(args, tmp_path):
+    with pytest.raises(SystemExit) as caught:
+        run("db", "serve", "--backup-dir", str(tmp_path), *args)
+    assert caught.value.code == 2
+
+
+def _webapp(*args: str, env: dict[str, str], **kwargs) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "webapp", *args],
+        env={"PATH": os.environ["PATH"], **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
+
+
+def test_real_process_serve_exits_0_promptly_on_sigterm(tmp_path):
+    env = {"DATABASE_URL": f"sqlite:///{tmp_path}/app.db"}
+    backups = tmp_path / "backups"
+    proc = _webapp(
+        "db", "serve", "--backup-dir", str(backups), "--backup-interval", "0.3", "--keep", "3",
+        env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        seen: set[str] = set()
+        # Wait (bounded) until a fourth backup has been made, so one was pruned.
+        while time.monotonic() < deadline and len(seen) < 4 and proc.poll() is None:
+            seen |= {p.name for p in backups.glob("app-*.db")}
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert len(list(backups.glob("app-*.db"))) == 3
+    backup_lines = [line for line in err.splitlines() if '"event": "backup"' in line]
+    assert len(backup_lines) >= 4
+
+
+def test_real_process_errors_are_one_line_without_traceback(tmp_path):
+    proc = _webapp("db", "check", env={"DATABASE_URL": f"sqlite:///{tmp_path}/none.db"})
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert err.count("\n") == 1 and "Traceback" not in err
+    proc = _webapp("db", "upgrade", env={})
+    _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 2
+    assert err.strip() == (
+        "webapp: configuration error: DATABASE_URL is not set; "
+        "set it to a SQLite file URL, e.g. sqlite:////data/app.db"
+    )

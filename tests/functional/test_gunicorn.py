@@ -1,0 +1,191 @@
+"""Real Gunicorn with gunicorn.conf.py on a free loopback port, against a migrated file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from .conftest import migrated_engine
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _gunicorn(env: dict[str, str]) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "webapp.wsgi:application"],
+        cwd=ROOT,
+        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _request(base: str, path: str, method: str = "GET", body: bytes | None = None, headers=None):
+    req = urllib.request.Request(base + path, data=body, method=method, headers=headers or {})
+    try:
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, dict(exc.headers), exc.read()
+
+
+@pytest.fixture
+def server(tmp_path):
+    path = tmp_path / "app.db"
+    migrated_engine(path).dispose()
+    port = _free_port()
+    proc = _gunicorn(
+        {
+            "DATABASE_URL": f"sqlite:///{path}",
+            "APP_ENV": "dev",
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+            "GUNICORN_WORKERS": "2",
+            "GUNICORN_THREADS": "2",
+        }
+    )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            if _request(base, "/healthz")[0] == 200:
+                break
+        except OSError:
+            time.sleep(0.1)
+    try:
+        yield base, proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+
+
+def test_gunicorn_serves_every_route_and_logs_json_access_lines(server):
+    base, proc = server
+    json_headers = {"Content-Type": "application/json"}
+    assert _request(base, "/healthz")[0] == 200
+    assert _request(base, "/readyz")[0] == 200
+    status, _h, body = _request(base, "/version")
+    assert status == 200 and json.loads(body)["schema_revision"] != "unknown"
+    assert _request(base, "/openapi.json")[0] == 200
+    assert _request(base, "/")[0] == 200
+    status, headers, body = _request(
+        base, "/api/notes", "POST", b'{"title": "via gunicorn"}', json_headers
+    )
+    assert status == 201
+    note_url = "/api/notes/" + str(json.loads(body)["id"])
+    assert _request(base, note_url)[0] == 200
+    assert _request(base, note_url, "PUT", b'{"title": "x"}', json_headers)[0] == 428
+    assert (
+        _request(base, note_url, "PUT", b'{"title": "x"}', {**json_headers, "If-Match": '"v9"'})[0]
+        == 412
+    )
+    assert (
+        _request(
+            base, note_url, "PUT", b'{"title": "x"}', {**json_headers, "If-Match": headers["ETag"]}
+        )[0]
+        == 200
+    )
+    assert _request(base, "/api/notes?limit=1")[0] == 200
+    assert _request(base, "/api/notes?cursor=bad")[0] == 400
+    assert _request(base, "/api/notes", "POST", b"{", json_headers)[0] == 400
+    assert _request(base, "/api/notes", "POST", b"{}", json_headers)[0] == 422
+    assert _request(base, "/api/notes", "POST", b"x", {"Content-Type": "text/plain"})[0] == 415
+    big = b"x" * (2 * 1024 * 1024)
+    assert _request(base, "/api/notes", "POST", big, json_headers)[0] == 413
+    assert _request(base, "/api/notes", "PATCH")[0] == 405
+    assert _request(base, "/nowhere")[0] == 404
+    status, headers, _body = _request(base, "/healthz", headers={"X-Request-ID": "probe-1"})
+    assert headers["X-Request-ID"] == "probe-1"
+    assert _request(base, note_url, "DELETE")[0] == 204
+
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    access = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    assert all(entry.get("event") == "access" for entry in access)
+    probe = [entry for entry in access if entry["request_id"] == "probe-1"]
+    assert len(probe) == 1
+    assert probe[0]["method"] == "GET" and probe[0]["path"] == "/healthz"
+    assert probe[0]["status"] == 200 and probe[0]["duration_ms"] >= 0
+    statuses = {entry["status"] for entry in access}
+    assert {200, 201, 204, 400, 404, 405, 412, 413, 415, 422, 428} <= statuses
+    for line in err.splitlines():
+        json.loads(line)  # error log: JSON lines too
+
+
+def test_chunked_body_over_the_limit_is_413(server):
+    base, _proc = server
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        )
+        chunk = b"a" * 65536
+        for _ in range(17):  # 17 x 64 KiB: just over 1 MiB
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        sock.sendall(b"0\r\n\r\n")
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 413")
+    assert b"application/problem+json" in reply
+
+
+def test_small_chunked_body_is_accepted(server):
+    base, _proc = server
+    host, port = base.removeprefix("http://").split(":")
+    body = b'{"title": "chunked"}'
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(
+            b"POST /api/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+            + b"%x\r\n%s\r\n0\r\n\r\n"
+            % (len(body), body)
+        )
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    assert reply.startswith(b"HTTP/1.1 201")
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"APP_ENV": "staging"}, "APP_ENV='staging'"),
+        ({"APP_ENV": ""}, "APP_ENV is set but empty"),
+        ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL='chatty'"),
+        ({"DATABASE_URL": "postgresql://db/app"}, "DATABASE_URL="),
+        ({"APP_ENV": "prod", "SECRET_KEY_FILE": "/run/secrets/nope"}, "/run/secrets/nope"),
+        ({"APP_ENV": "prod", "SECRET_KEY": "changeme"}, "placeholder"),
+        ({"GUNICORN_WORKERS": "many"}, "GUNICORN_WORKERS='many'"),
+        ({"GUNICORN_RELOAD": "yes"}, "GUNICORN_RELOAD='yes'"),
+    ],
+)
+def test_bad_configuration_stops_gunicorn_with_one_line(tmp_path, env, expected):
+    base = {"DATABASE_URL": f"sqlite:///{tmp_path}/app.db", "APP_ENV": "dev"}
+    proc = _gunicorn({**base, "GUNICORN_BIND": f"127.0.0.1:{_free_port()}", **env})
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("webapp: configuration error: ")
+    assert expected in lines[0]
+    assert "Traceback" not in err and out == ""

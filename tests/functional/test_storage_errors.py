@@ -1,0 +1,249 @@
+"""Storage trouble becomes a clear problem+json, never a 500, and heals without a restart."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+import webtest
+from sqlalchemy import event
+
+from webapp import db
+from webapp.config import make_app
+
+from .conftest import migrated_engine, settings_for
+
+BIG = "x" * 100_000
+
+
+def _post(app, title="n", body=BIG, status="*"):
+    return app.post_json("/api/notes", {"title": title, "body": body}, status=status)
+
+
+def test_page_limit_full_is_507_reads_work_and_writes_recover(tmp_path):
+    path = tmp_path / "app.db"
+    engine = migrated_engine(path)
+    limit = {"pages": 0}
+
+    @event.listens_for(engine, "checkout")
+    def _cap(dbapi_connection, _record, _proxy):
+        # SQLite's own size cap yields the same SQLITE_FULL as a full file system.
+        if limit["pages"]:
+            dbapi_connection.execute(f"PRAGMA max_page_count = {limit['pages']}")
+        else:
+            dbapi_connection.execute("PRAGMA max_page_count = 4294967294")
+
+    app = webtest.TestApp(make_app(settings_for(path), engine=engine))
+    _post(app, title="before", status=201)
+    limit["pages"] = sqlite3.connect(path).execute("PRAGMA page_count").fetchone()[0]
+
+    full = _post(app, title="too much", status=507)
+    assert full.content_type == "application/problem+json"
+    assert "full" in full.json["detail"]
+    assert full.headers["Retry-After"]
+    assert [n["title"] for n in app.get("/api/notes", status=200).json["items"]] == ["before"]
+
+    limit["pages"] = 0  # space freed
+    _post(app, title="after", status=201)
+    titles = [n["title"] for n in app.get("/api/notes").json["items"]]
+    assert titles == ["after", "before"]
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    engine.dispose()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 2 MiB file system, so the disk itself runs out (needs root and mount)."""
+    mountpoint = tmp_path / "small"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+
+
+def _fill(directory: Path) -> Path:
+    filler = directory / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        for _ in range(10_000):  # bounded: 10 000 x 4 KiB is far beyond the 2 MiB disk
+            os.write(fd, b"\0" * 4096)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+    return filler
+
+
+def test_full_file_system_is_507_reads_work_and_writes_recover(small_disk):
+    path = small_disk / "app.db"
+    engine = migrated_engine(path)
+    app = webtest.TestApp(make_app(settings_for(path), engine=engine))
+    _post(app, title="before", status=201)
+    filler = _fill(small_disk)
+
+    statuses = [_post(app, title=f"fill {i}").status_int for i in range(30)]
+    assert 507 in statuses
+    assert set(statuses) <= {201, 507}
+    full = _post(app, title="refused")
+    assert full.status_int == 507
+    assert full.content_type == "application/problem+json"
+    assert app.get("/api/notes?limit=1", status=200).json["items"]
+
+    filler.unlink()
+    _post(app, title="after", status=201)
+    assert app.get("/api/notes?limit=1").json["items"][0]["title"] == "after"
+    engine.dispose()
+    assert sqlite3.connect(path).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_read_only_database_is_503_with_retry_after_and_reads_work(tmp_path):
+    path = tmp_path / "app.db"
+    migrated_engine(path).dispose()
+    engine = db.make_engine(f"sqlite:///{path}")
+
+    @event.listens_for(engine, "connect")
+    def _read_only(dbapi_connection, _record):
+        dbapi_connection.execute("PRAGMA query_only = 1")
+
+    app = webtest.TestApp(make_app(settings_for(path), engine=engine))
+    response = _post(app, body="", status=503)
+    assert response.content_type == "application/problem+json"
+    assert response.headers["Retry-After"]
+    assert app.get("/api/notes", status=200).json == {"items": [], "next_cursor": None}
+    engine.dispose()
+
+
+def test_lock_held_past_busy_timeout_is_retried_then_503(tmp_path):
+    path = tmp_path / "app.db"
+    migrated_engine(path).dispose()
+    engine = db.make_engine(f"sqlite:///{path}", busy_timeout_ms=50)
+    app = webtest.TestApp(make_app(settings_for(path), engine=engine))
+    attempts = []
+
+    @event.listens_for(engine, "handle_error")
+    def _count(context):
+        attempts.append(db.is_busy(context.original_exception))
+
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        response = _post(app, body="", status=503)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert response.content_type == "application/problem+json"
+    assert response.headers["Retry-After"] == "1"
+    assert attempts == [True, True, True]  # pyramid_retry ran the request three times
+    _post(app, body="", status=201)
+    engine.dispose()
+
+
+def test_lock_released_during_retries_succeeds(tmp_path):
+    path = tmp_path / "app.db"
+    migrated_engine(path).dispose()
+    engine = db.make_engine(f"sqlite:///{path}", busy_timeout_ms=50)
+    app = webtest.TestApp(make_app(settings_for(path), engine=engine))
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    released = threading.Event()
+
+    @event.listens_for(engine, "handle_error")
+    def _release_after_first_failure(_context):
+        if not released.is_set():
+            holder.execute("ROLLBACK")
+            released.set()
+
+    _post(app, body="", status=201)
+    assert released.is_set()
+    holder.close()
+    engine.dispose()
+
+
+class _Collect(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_unexpected_error_is_500_problem_with_request_id_and_logged(tmp_path):
+    path = tmp_path / "app.db"
+    migrated_engine(path).dispose()
+    engine = db.make_engine(f"sqlite:///{path}")
+    with engine.begin() as conn:
+        conn.exec_driver_sql("DROP TABLE notes")  # a schema the code cannot work with
+    app = webtest.TestApp(make_app(settings_for(path), engine=engine))
+    collect = _Collect()
+    logger = logging.getLogger("webapp.views.errors")
+    logger.addHandler(collect)
+    try:
+        response = app.get("/api/notes", headers={"X-Request-ID": "trace-me"}, status=500)
+    finally:
+        logger.removeHandler(collect)
+    assert response.content_type == "application/problem+json"
+    assert response.json["request_id"] == "trace-me"
+    assert "trace-me" in response.json["detail"]
+    assert "no such table" not in response.text  # details stay in the log
+    [record] = collect.records
+    assert record.request_id == "trace-me" and record.exc_info
+    assert "no such table" in str(record.exc_info[1])
+    engine.dispose()
+
+
+def test_db_files_are_wal_with_the_pragmas(engine):
+    with engine.connect() as conn:
+        values = {
+            name: conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
+    assert values == {
+        "journal_mode": "wal",
+        "synchronous": 1,
+        "foreign_keys": 1,
+        "busy_timeout": db.BUSY_TIMEOUT_MS,
+    }
+
+
+def test_write_transactions_begin_immediate_and_reads_deferred(tmp_path):
+    path = tmp_path / "app.db"
+    engine = migrated_engine(path)
+    statements = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _record(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    app = webtest.TestApp(make_app(settings_for(path), engine=engine))
+    _post(app, body="", status=201)
+    assert "BEGIN IMMEDIATE" in statements
+    statements.clear()
+    app.get("/api/notes")
+    assert "BEGIN DEFERRED" in statements and "BEGIN IMMEDIATE" not in statements
+    engine.dispose()
+
+
+def test_dispose_after_fork_empties_pools(tmp_path):
+    engine = migrated_engine(tmp_path / "app.db")
+    with engine.connect():
+        pass
+    assert engine.pool.checkedin() == 1
+    db.dispose_after_fork()
+    assert engine.pool.checkedin() == 0
+    assert os.getpid()  # the parent's handles were not closed: the engine still works
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT 1").scalar() == 1

@@ -1,0 +1,77 @@
+"""Pure helpers: search query quoting, cursors, JSON parsing, problem titles."""
+
+from __future__ import annotations
+
+import sqlite3
+
+import pytest
+
+from webapp import cursor, problems, search
+from webapp.note_input import parse_json, validate
+from webapp.problems import Problem
+
+
+@pytest.mark.parametrize(
+    ("q", "expected"),
+    [
+        ("", None),
+        ("   ", None),
+        ("\x00", None),
+        ("hello", '"hello"'),
+        ("a b", '"a" "b"'),
+        ('say "hi"', '"say" """hi"""'),
+        ("NEAR(a b)", '"NEAR(a" "b)"'),
+    ],
+)
+def test_fts_query_quotes_every_token(q, expected):
+    assert search.fts_query(q) == expected
+
+
+def test_fts_query_caps_the_number_of_tokens():
+    assert search.fts_query("w " * 1000).count('"w"') == search.TOKENS_MAX
+
+
+@pytest.mark.parametrize(
+    "q", ['"', "*", "NEAR(", "a OR", "-x", "col:x", "^", "(", ")", "AND", "'", "\\", "+"]
+)
+def test_quoted_queries_are_valid_fts5(q):
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE VIRTUAL TABLE t USING fts5(x)")
+    conn.execute("INSERT INTO t VALUES ('some text NEAR OR AND')")
+    conn.execute("SELECT * FROM t WHERE t MATCH ?", (search.fts_query(q),)).fetchall()
+
+
+def test_cursor_round_trips():
+    for value in (1, 42, 2**63 - 1):
+        assert cursor.decode(cursor.encode(value)) == value
+
+
+@pytest.mark.parametrize(
+    "value", ["", "!!!", "aWQ6", "aWQ6LTE", "aWQ6MA", "eDo1", "aWQ6" + "OTk5" * 10, "é"]
+)
+def test_foreign_cursors_are_400(value):
+    with pytest.raises(Problem) as caught:
+        cursor.decode(value)
+    assert caught.value.status == 400
+
+
+def test_parse_json_accepts_plain_json():
+    assert parse_json(b'{"a": [1, 2.5, "x", null, true]}') == {"a": [1, 2.5, "x", None, True]}
+
+
+def test_validate_defaults_body_and_tags():
+    note = validate({"title": "t"})
+    assert (note.title, note.body, note.tags) == ("t", "", [])
+
+
+def test_validate_lists_every_bad_field_at_once():
+    with pytest.raises(Problem) as caught:
+        validate({"title": "", "body": 5, "tags": ["", "x" * 51], "nope": 1})
+    fields = [error["field"] for error in caught.value.errors]
+    assert fields == ["nope", "title", "body", "tags[0]", "tags[1]"]
+
+
+def test_problem_titles_cover_507_and_unknown_codes():
+    assert problems.title(507) == "Insufficient Storage"
+    assert problems.title(404) == "Not Found"
+    assert problems.title(599) == "Error"
