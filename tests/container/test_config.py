@@ -89,6 +89,9 @@ def test_both_services_share_the_image_and_the_data_volume() -> None:
         assert mounts["/data"]["type"] == "volume"
         assert mounts["/data"]["source"] == "app_data"
     assert services["app"]["depends_on"]["sqlite"]["condition"] == "service_healthy"
+    # One service builds, the other reuses: `up --build` builds the image once.
+    assert "build" in services["app"] and "build" not in services["sqlite"]
+    assert services["sqlite"]["pull_policy"] == "never"
 
 
 def test_prod_without_a_secret_file_refuses_with_how_to_fix() -> None:

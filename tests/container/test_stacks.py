@@ -205,3 +205,23 @@ def test_scheduled_backups_appear_are_pruned_and_restore_into_a_fresh_volume(
     restored = fresh.request("GET", "/api/notes?limit=100").json()["items"]
     assert restored == expected
     assert fresh.sql("PRAGMA integrity_check;") == "ok"
+
+
+def test_the_seed_command_builds_and_starts_a_healthy_prod_stack(
+    stacks: Any, secret_file: Path, build_record: dict
+) -> None:
+    # `docker compose --env-file .env.prod up --build`, as the README gives it, on a machine
+    # without a registry: the local base is exported, as the README says to.
+    tag = f"webapp:seed-test-{uuid.uuid4().hex[:6]}"
+    seed: Stack = stacks("prod", "seed", WEBAPP_SECRET_KEY_FILE=str(secret_file),
+                         BASE_IMAGE=build_record["base_image"])  # fmt: skip
+    seed.image = tag
+    try:
+        seed.compose("up", "--build", "--detach", "--wait", "--wait-timeout", "240")
+        assert seed.inspect("app")["State"]["Health"]["Status"] == "healthy"
+        assert seed.inspect("app")["Config"]["Image"] == tag
+        assert seed.request("GET", "/readyz").status == 200
+        assert create_note(seed, "seeded").json()["title"] == "seeded"
+    finally:
+        seed.down(volumes=True)
+        run(["docker", "image", "rm", tag], check=False)
