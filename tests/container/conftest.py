@@ -11,12 +11,18 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+# kit/ is the repository's own tooling, run from the checkout and not installed into the
+# test venv; the tests that check its decisions import it from there.
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
 from compose_stack import APP_UID, RECORD, REPO, Stack, free_port, run
 
 
