@@ -16,6 +16,8 @@ from webapp.note_input import REQUEST_MAX
 from webapp.problems import Problem
 from webapp.settings import Settings
 
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
 
 def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
     """Build the WSGI app. `engine` lets tests share one engine across apps."""
@@ -71,3 +73,11 @@ def refuse_unusable_bodies(event: NewRequest) -> None:
         raise Problem(413, f"request body is larger than {REQUEST_MAX} bytes; send less")
     if environ.get(body_limit.UNREADABLE):
         raise Problem(400, "request body could not be read: bad Content-Length or chunking")
+    request = event.request
+    if request.method == "POST" and request.content_type in FORM_TYPES:
+        # Parse forms here, where a malformed one is plainly the client's fault; the CSRF
+        # check would otherwise hit the parser's error first and turn it into a 500.
+        try:
+            request.POST  # noqa: B018 - parsed once and cached by WebOb
+        except (ValueError, KeyError, TypeError, UnicodeError):
+            raise Problem(400, "form body could not be parsed; check its encoding") from None

@@ -19,7 +19,7 @@ def page(
 ) -> tuple[list[Note], int | None]:
     """Newest first, `limit` notes older than id `before`; and the id to continue from."""
     stmt = select(Note).order_by(Note.id.desc()).limit(limit + 1)
-    if before is not None:
+    if before is not None and before <= ID_MAX:  # beyond int64 SQLite cannot compare
         stmt = stmt.where(Note.id < before)
     match = fts_query(q)
     if match is not None:

@@ -358,3 +358,17 @@ def test_head_answers_like_get_without_body(app, make_note):
 @pytest.mark.parametrize("path", ["/api/notes/%FF", "/%C3%28"])
 def test_paths_that_are_not_utf8_are_400(app, path):
     assert_problem(app.get(path, status=400), 400)
+
+
+def test_overlong_if_match_is_400(app, make_note):
+    url = f"/api/notes/{make_note().json['id']}"
+    long_tag = '"' + "0" * 250 + '"'
+    assert_problem(app.delete(url, headers={"If-Match": long_tag}, status=400), 400)
+    response = app.put_json(url, {"title": "x"}, headers={"If-Match": long_tag}, status=400)
+    assert_problem(response, 400)
+
+
+def test_cursor_beyond_every_id_starts_at_the_newest(app, make_note):
+    created = make_note(title="newest").json
+    page = app.get("/api/notes", {"cursor": "___________"}, status=200).json
+    assert page["items"][0]["id"] == created["id"]

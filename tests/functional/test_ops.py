@@ -130,13 +130,16 @@ def test_every_documented_operation_answers_with_a_documented_status(
         url = path.replace("{id}", str(note.json["id"]))
         headers = {"If-Match": note.headers["ETag"]}
     kwargs = {"headers": headers, "status": "*"}
-    if operation in ("post", "put"):
+    if path == "/" and operation == "post":
+        token = re.search(r'name="csrf_token" value="([^"]+)"', app.get("/").text).group(1)
+        response = app.post("/", {"csrf_token": token, "title": "walked"}, status="*")
+    elif operation in ("post", "put"):
         response = getattr(app, f"{operation}_json")(url, {"title": "walked"}, **kwargs)
     else:
         response = getattr(app, operation)(url, **kwargs)
     documented = _spec()["paths"][path][operation]["responses"]
     assert str(response.status_int) in documented
-    assert response.status_int < 300, response.text
+    assert response.status_int < 400, response.text
 
 
 def test_openapi_limits_match_the_validator():

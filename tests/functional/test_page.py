@@ -75,7 +75,7 @@ def test_form_with_invalid_input_rerenders_with_errors(app):
 
 def test_forged_post_without_token_is_rejected(app):
     app.get("/")  # even with a session cookie, the token must come with the form
-    response = app.post("/", {"title": "forged"}, status=400)
+    response = app.post("/", {"title": "forged"}, status=403)
     assert response.content_type == "application/problem+json"
     assert "CSRF" in response.json["detail"]
     assert app.get("/api/notes").json["items"] == []
@@ -84,7 +84,7 @@ def test_forged_post_without_token_is_rejected(app):
 def test_post_with_a_wrong_token_is_rejected(app):
     page = app.get("/")
     token = _token(page)
-    app.post("/", {"title": "forged", "csrf_token": token[::-1]}, status=400)
+    app.post("/", {"title": "forged", "csrf_token": token[::-1]}, status=403)
     assert app.get("/api/notes").json["items"] == []
 
 
@@ -94,10 +94,20 @@ def test_token_from_another_session_is_rejected(wsgi_app, app):
     other = webtest.TestApp(wsgi_app)
     stolen = _token(other.get("/"))
     app.get("/")
-    app.post("/", {"title": "forged", "csrf_token": stolen}, status=400)
+    app.post("/", {"title": "forged", "csrf_token": stolen}, status=403)
 
 
 def test_session_cookie_is_http_only_and_same_site(app):
     response = app.get("/")
     cookie = response.headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie
+
+
+def test_malformed_multipart_form_is_400_not_500(app):
+    response = app.post(
+        "/",
+        b"csrf_token=&title=x",
+        headers={"Content-Type": "multipart/form-data"},
+        status=400,
+    )
+    assert response.content_type == "application/problem+json"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 
 import pytest
@@ -41,13 +42,21 @@ def test_quoted_queries_are_valid_fts5(q):
     conn.execute("SELECT * FROM t WHERE t MATCH ?", (search.fts_query(q),)).fetchall()
 
 
-def test_cursor_round_trips():
+def test_cursor_round_trips_and_has_one_shape():
     for value in (1, 42, 2**63 - 1):
-        assert cursor.decode(cursor.encode(value)) == value
+        encoded = cursor.encode(value)
+        assert re.fullmatch(cursor.PATTERN, encoded)
+        assert cursor.decode(encoded) == value
+
+
+def test_every_cursor_of_the_documented_shape_is_a_position():
+    assert cursor.decode("AAAAAAAAAAA") == 0
+    assert cursor.decode("___________") == cursor.ID_MAX + 1
+    assert cursor.decode("zzzzzzzzzzz") == cursor.ID_MAX + 1
 
 
 @pytest.mark.parametrize(
-    "value", ["", "!!!", "aWQ6", "aWQ6LTE", "aWQ6MA", "eDo1", "aWQ6" + "OTk5" * 10, "é"]
+    "value", ["", "!!!", "aWQ6", "AAAAAAAAAAAA", "AAAAAAAAAA=", "AAAAAAAAAA+", "é" * 11]
 )
 def test_foreign_cursors_are_400(value):
     with pytest.raises(Problem) as caught:

@@ -76,7 +76,7 @@ def list_notes(request: Request) -> dict[str, Any]:
     if len(q) > Q_MAX:
         raise Problem(400, f"q is {len(q)} characters; search with at most {Q_MAX}")
     raw_cursor = request.GET.get("cursor")
-    before = cursor.decode(raw_cursor) if raw_cursor else None
+    before = cursor.decode(raw_cursor) if raw_cursor is not None else None
     items, last = notes.page(request.dbsession, q=q, limit=limit, before=before)
     return {
         "items": [note.as_json() for note in items],
@@ -97,8 +97,18 @@ def get_note(request: Request) -> Response:
     return _note_response(request, _load(request))
 
 
+IF_MATCH_MAX = 200
+
+
+def _if_match_present(request: Request) -> bool:
+    value = request.headers.get("If-Match")
+    if value is not None and len(value) > IF_MATCH_MAX:
+        raise Problem(400, f"If-Match is longer than {IF_MATCH_MAX} characters; send one ETag")
+    return value is not None
+
+
 def _precondition(request: Request, note: Note) -> None:
-    if "If-Match" not in request.headers:
+    if not _if_match_present(request):
         return
     if note.etag.strip('"') not in request.if_match:
         raise Problem(
@@ -110,7 +120,7 @@ def _precondition(request: Request, note: Note) -> None:
 
 @view_config(route_name="note", request_method="PUT", require_csrf=False)
 def replace_note(request: Request) -> Response:
-    if "If-Match" not in request.headers:
+    if not _if_match_present(request):
         raise Problem(428, "If-Match is required: send the ETag from your last GET of this note")
     data = _input(request)
     note = _load(request)

@@ -53,8 +53,9 @@ def not_found(exc: HTTPException, request: Request) -> Response:
 @exception_view_config(BadCSRFToken)
 @exception_view_config(BadCSRFOrigin)
 def bad_csrf(_exc: Exception, request: Request) -> Response:
+    # 403, as for any refused authority: the request is well formed but not trusted.
     return problems.response(
-        request, 400, "the form's CSRF token is missing or wrong; reload the page and submit again"
+        request, 403, "the form's CSRF token is missing or wrong; reload the page and submit again"
     )
 
 
