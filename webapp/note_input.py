@@ -103,10 +103,13 @@ def validate(data: Any) -> NoteInput:
     elif len(tags) > TAGS_MAX:
         errors.append({"field": "tags", "message": f"must have at most {TAGS_MAX} items"})
     else:
-        for index, tag in enumerate(tags):
-            if message := _text_error(tag, minimum=1, maximum=TAG_MAX):
-                errors.append({"field": f"tags[{index}]", "message": message})
-        if not errors and len(set(tags)) != len(tags):
+        tag_errors = [
+            {"field": f"tags[{index}]", "message": message}
+            for index, tag in enumerate(tags)
+            if (message := _text_error(tag, minimum=1, maximum=TAG_MAX))
+        ]
+        errors.extend(tag_errors)
+        if not tag_errors and len(set(tags)) != len(tags):
             errors.append({"field": "tags", "message": "must not repeat a tag"})
     if errors:
         fields = ", ".join(dict.fromkeys(e["field"] for e in errors))

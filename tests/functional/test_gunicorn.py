@@ -177,11 +177,19 @@ def test_small_chunked_body_is_accepted(server):
         ({"APP_ENV": "prod", "SECRET_KEY": "changeme"}, "placeholder"),
         ({"GUNICORN_WORKERS": "many"}, "GUNICORN_WORKERS='many'"),
         ({"GUNICORN_RELOAD": "yes"}, "GUNICORN_RELOAD='yes'"),
+        ({"GUNICORN_WORKERS": ""}, "GUNICORN_WORKERS is set but empty"),
+        ({"GUNICORN_THREADS": "0"}, "GUNICORN_THREADS='0'"),
+        ({"GUNICORN_TIMEOUT": "-5"}, "GUNICORN_TIMEOUT='-5'"),
+        ({"GUNICORN_GRACEFUL_TIMEOUT": "1e3"}, "GUNICORN_GRACEFUL_TIMEOUT='1e3'"),
+        ({"GUNICORN_MAX_REQUESTS": "lots"}, "GUNICORN_MAX_REQUESTS='lots'"),
+        ({"GUNICORN_BIND": "localhost"}, "GUNICORN_BIND='localhost'"),
+        ({"SECRET_KEY": ""}, "SECRET_KEY is set but empty"),
     ],
 )
 def test_bad_configuration_stops_gunicorn_with_one_line(tmp_path, env, expected):
     base = {"DATABASE_URL": f"sqlite:///{tmp_path}/app.db", "APP_ENV": "dev"}
     proc = _gunicorn({**base, "GUNICORN_BIND": f"127.0.0.1:{_free_port()}", **env})
+    # Config errors stop the master before it binds or forks, so this returns at once.
     out, err = proc.communicate(timeout=30)
     assert proc.returncode != 0
     lines = err.strip().splitlines()

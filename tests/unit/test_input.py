@@ -84,3 +84,9 @@ def test_problem_titles_cover_507_and_unknown_codes():
     assert problems.title(507) == "Insufficient Storage"
     assert problems.title(404) == "Not Found"
     assert problems.title(599) == "Error"
+
+
+def test_repeated_tags_are_reported_beside_other_errors():
+    with pytest.raises(Problem) as caught:
+        validate({"title": "", "tags": ["a", "a"]})
+    assert [error["field"] for error in caught.value.errors] == ["title", "tags"]
