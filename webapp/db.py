@@ -118,7 +118,7 @@ def includeme(config: Any) -> None:
     def dbsession(request: Any) -> Session:
         factories = request.registry["dbsession_factories"]
         kind = "read" if request.method in ("GET", "HEAD") else "write"
-        session = factories[kind](info={"request": request})
+        session: Session = factories[kind](info={"request": request})
         # pyramid_tm commits or aborts; views never commit.
         zope.sqlalchemy.register(session, transaction_manager=request.tm)
         return session

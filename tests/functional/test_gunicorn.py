@@ -46,8 +46,7 @@ def _request(base: str, path: str, method: str = "GET", body: bytes | None = Non
         return exc.code, dict(exc.headers), exc.read()
 
 
-@pytest.fixture
-def server(tmp_path):
+def _start(tmp_path: Path, **env: str) -> tuple[str, subprocess.Popen]:
     path = tmp_path / "app.db"
     migrated_engine(path).dispose()
     port = _free_port()
@@ -58,6 +57,7 @@ def server(tmp_path):
             "GUNICORN_BIND": f"127.0.0.1:{port}",
             "GUNICORN_WORKERS": "2",
             "GUNICORN_THREADS": "2",
+            **env,
         }
     )
     base = f"http://127.0.0.1:{port}"
@@ -68,12 +68,38 @@ def server(tmp_path):
                 break
         except OSError:
             time.sleep(0.1)
+    return base, proc
+
+
+@pytest.fixture
+def server(tmp_path):
+    base, proc = _start(tmp_path)
     try:
         yield base, proc
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
+
+
+def test_prod_secret_never_reaches_the_logs_even_at_debug(tmp_path):
+    marker = "Zq9vX7-secret-marker-" + "k" * 24
+    key_file = tmp_path / "secret_key"
+    key_file.write_text(marker + "\n")
+    base, proc = _start(tmp_path, APP_ENV="prod", SECRET_KEY_FILE=str(key_file), LOG_LEVEL="DEBUG")
+    try:
+        assert _request(base, "/")[0] == 200
+        form = b"title=forged"
+        headers = {"Content-Type": "application/x-www-form-urlencoded"}
+        assert _request(base, "/", "POST", form, headers)[0] == 403
+        status, _headers, body = _request(base, "/version")
+        assert status == 200 and json.loads(body)["app_env"] == "prod"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert '"level": "DEBUG"' in err  # debug logging really was on
+    assert marker not in out and marker not in err
 
 
 def test_gunicorn_serves_every_route_and_logs_json_access_lines(server):
