@@ -36,7 +36,7 @@ def command_build(arguments: argparse.Namespace) -> None:
     record = built.record
     console.say(
         f"Built {record['image']} in {built.seconds:.1f} s "
-        f"({built.cached_steps} of {built.steps} steps from cache)"
+        f"({built.executed_steps} steps run, {built.cached_steps} from cache)"
     )
     console.detail(f"id    {record['id']}")
     console.detail(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from collections import deque
@@ -28,13 +29,13 @@ RECORD = Path("build/image.json")
 @dataclass(frozen=True)
 class BuildResult:
     record: dict[str, Any]
-    steps: int
+    executed_steps: int
     cached_steps: int
     seconds: float
 
 
 def _docker_build(arguments: list[str]) -> tuple[int, int]:
-    """Run the classic builder, echo its step lines, and count the steps served from cache."""
+    """Run the classic builder, echo the steps it runs; count those and the cache hits."""
     env = dict(os.environ)
     # No BuildKit on our machines; say so explicitly so the CLI does not try buildx first.
     env["DOCKER_BUILDKIT"] = "0"
@@ -47,18 +48,22 @@ def _docker_build(arguments: list[str]) -> tuple[int, int]:
     )
     assert process.stdout is not None
     tail: deque[str] = deque(maxlen=15)
-    steps = cached = 0
-    pending = ""  # a step is shown only once we know it is not served from cache
+    executed = cached = 0
+    # A step is shown only once we know it runs: its next line is "Using cache" for a cache
+    # hit, and a bare " ---> <id>" for steps with nothing to run (FROM, ARG).
+    pending = ""
     for raw in process.stdout:
         line = raw.rstrip()
         tail.append(line)
         if line.startswith("Step "):
-            steps += 1
             pending = line
-        elif "Using cache" in line:
+        elif pending and "Using cache" in line:
             cached += 1
             pending = ""
+        elif pending and re.fullmatch(r" ---> [0-9a-f]{12}", line):
+            pending = ""
         elif pending:
+            executed += 1
             console.detail(pending[:110])
             pending = ""
         if line.startswith(("error:", "wheelhouse/")):
@@ -67,7 +72,7 @@ def _docker_build(arguments: list[str]) -> tuple[int, int]:
         for line in tail:
             console.detail(f"| {line}")
         raise KitError(f"`docker build` failed (exit {process.returncode}); see its output above")
-    return steps, cached
+    return executed, cached
 
 
 def build(base: BaseImage, *, dockerfile: str = "Dockerfile", context: str = ".") -> BuildResult:
@@ -84,7 +89,7 @@ def build(base: BaseImage, *, dockerfile: str = "Dockerfile", context: str = "."
     arguments = ["--file", dockerfile, "--tag", tag, "--tag", f"{NAME}:latest"]
     for name, value in build_args.items():
         arguments += ["--build-arg", f"{name}={value}"]
-    steps, cached = _docker_build([*arguments, context])
+    executed, cached = _docker_build([*arguments, context])
     seconds = time.monotonic() - started
     inspected = inspect_image(tag)
     if inspected is None:
@@ -107,7 +112,7 @@ def build(base: BaseImage, *, dockerfile: str = "Dockerfile", context: str = "."
     temporary = RECORD.with_suffix(".json.tmp")
     temporary.write_text(json.dumps(record, indent=2) + "\n")
     temporary.replace(RECORD)
-    return BuildResult(record, steps, cached, seconds)
+    return BuildResult(record, executed, cached, seconds)
 
 
 def load_record(path: Path = RECORD) -> dict[str, Any]:
