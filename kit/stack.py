@@ -55,7 +55,9 @@ def local_secret_file() -> Path:
     return LOCAL_SECRET.resolve()
 
 
-def compose_environment(environment: str, overrides: dict[str, str] | None = None) -> dict:
+def compose_environment(
+    environment: str, overrides: dict[str, str] | None = None
+) -> dict[str, str]:
     """Variables that go on top of the env file for `environment`."""
     extra = dict(overrides or {})
     if environment == "prod" and "WEBAPP_SECRET_KEY_FILE" not in extra:
