@@ -33,15 +33,22 @@ def docker(
     """Run `docker ARGS`; with check, a non-zero exit raises a one-line KitError."""
     if shutil.which("docker") is None:
         raise KitError("docker: command not found; run `sudo bash .ci/prepare-host` first")
-    result = subprocess.run(
-        ["docker", *args],
-        check=False,
-        capture_output=capture,
-        text=input_bytes is None,
-        input=input_bytes,
-        env=dict(env) if env is not None else None,
-        timeout=timeout,
-    )
+    try:
+        result = subprocess.run(
+            ["docker", *args],
+            check=False,
+            capture_output=capture,
+            text=input_bytes is None,
+            input=input_bytes,
+            env=dict(env) if env is not None else None,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired:
+        # A registry that never answers must not hang a build: report it like a failure.
+        message = f"no answer within {timeout:.0f} s"
+        if check:
+            raise KitError(f"`docker {' '.join(args[:3])} ...` failed: {message}") from None
+        return subprocess.CompletedProcess(["docker", *args], 124, "", message)
     if input_bytes is not None:
         # Binary stdin means binary pipes; callers only ever need text back.
         result = subprocess.CompletedProcess(
