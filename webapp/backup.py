@@ -104,6 +104,27 @@ def backup(database: Path, dest: Path, *, now: datetime | None = None) -> Path:
     return target
 
 
+PARTIAL_NAME = re.compile(r"\.app-.*\.db\.partial-(\d+)")
+
+
+def remove_stale_partials(directory: Path) -> list[Path]:
+    """Delete half-written copies left by a backup process that was killed mid-copy."""
+    removed = []
+    for path in directory.iterdir():
+        match = PARTIAL_NAME.fullmatch(path.name)
+        if match is None:
+            continue
+        try:
+            os.kill(int(match.group(1)), 0)
+        except ProcessLookupError:
+            path.unlink(missing_ok=True)
+            removed.append(path)
+        except PermissionError:
+            pass  # alive, under another user: not ours to touch
+        # No error: a running process (perhaps a manual `db backup`) owns the file.
+    return removed
+
+
 def prune(directory: Path, keep: int) -> list[Path]:
     """Delete all but the newest `keep` backups in `directory`; return what went."""
     found = []

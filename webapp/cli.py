@@ -148,6 +148,7 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
     before, after = _upgrade(engine, config)
     engine.dispose()  # the loop below uses the backup API, not the pool
     args.backup_dir.mkdir(parents=True, exist_ok=True)
+    stale = backup.remove_stale_partials(args.backup_dir)
     log.info(
         "serving",
         extra={
@@ -158,6 +159,7 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
             "backup_dir": str(args.backup_dir),
             "interval_s": args.backup_interval,
             "keep": args.keep,
+            "stale_partials_removed": [p.name for p in stale],
         },
     )
     while not stop.wait(args.backup_interval):

@@ -24,6 +24,7 @@ def include_name(name: str | None, type_: str, _parent: Any) -> bool:
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", "webapp:migrations")
+    config.set_main_option("path_separator", "os")
     if connection is not None:
         config.attributes["connection"] = connection
     return config

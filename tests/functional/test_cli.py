@@ -210,6 +210,14 @@ def test_backup_while_writing_is_consistent(database, tmp_path):
 
 def test_serve_backs_up_prunes_and_stops_on_sigterm(database, tmp_path, capsys):
     backups = tmp_path / "backups"
+    backups.mkdir()
+    # A copy half-written by a backup process that was killed, and one still being written.
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = backups / f".app-20260101T000000Z.db.partial-{dead.pid}"
+    stale.write_bytes(b"half")
+    live = backups / f".app-20260101T000000Z.db.partial-{os.getpid()}"
+    live.write_bytes(b"in progress")
     timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
     timer.start()
     try:
@@ -221,6 +229,8 @@ def test_serve_backs_up_prunes_and_stops_on_sigterm(database, tmp_path, capsys):
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
     assert code == 0
+    assert not stale.exists() and live.exists()
+    live.unlink()
     made = sorted(p.name for p in backups.iterdir())
     assert len(made) == 2 and all(name.startswith("app-") for name in made)
     log = capsys.readouterr().err

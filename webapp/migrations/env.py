@@ -19,6 +19,10 @@ context.configure(
     render_as_batch=True,
     include_name=include_name,
     compare_type=True,
+    # SQLite's DDL is transactional once pysqlite's own transaction handling is off
+    # (webapp.db does that): one upgrade is then all or nothing, even across revisions,
+    # so a migration that fails halfway leaves the file exactly as it was.
+    transactional_ddl=True,
 )
 with context.begin_transaction():
     context.run_migrations()
