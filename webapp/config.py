@@ -74,6 +74,10 @@ def refuse_unusable_bodies(event: NewRequest) -> None:
     if environ.get(body_limit.UNREADABLE):
         raise Problem(400, "request body could not be read: bad Content-Length or chunking")
     request = event.request
+    try:
+        request.GET  # noqa: B018 - parsed once and cached by WebOb
+    except UnicodeDecodeError:
+        raise Problem(400, "the query string is not valid UTF-8 once percent-decoded") from None
     if request.method == "POST" and request.content_type in FORM_TYPES:
         # Parse forms here, where a malformed one is plainly the client's fault; the CSRF
         # check would otherwise hit the parser's error first and turn it into a 500.

@@ -372,3 +372,17 @@ def test_cursor_beyond_every_id_starts_at_the_newest(app, make_note):
     created = make_note(title="newest").json
     page = app.get("/api/notes", {"cursor": "___________"}, status=200).json
     assert page["items"][0]["id"] == created["id"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/notes?q=%FF",
+        "/api/notes?limit=%FF",
+        "/api/notes?cursor=%C3%28",
+        "/?q=%FF",
+        "/api/notes?%FF=1",
+    ],
+)
+def test_query_strings_that_are_not_utf8_are_400(app, url):
+    assert_problem(app.get(url, status=400), 400)
