@@ -77,7 +77,8 @@ class Stack:
             WEBAPP_PORT=str(self.port),
             WEBAPP_BIND_ADDRESS="127.0.0.1",
             WEBAPP_IMAGE=self.image,
-            HEALTHCHECK_INTERVAL=FAST_HEALTH,
+            SQLITE_HEALTHCHECK_INTERVAL=FAST_HEALTH,
+            APP_HEALTHCHECK_INTERVAL=FAST_HEALTH,
         )
         env.update(self.variables)
         return env
