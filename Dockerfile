@@ -51,6 +51,7 @@ FROM ${BASE_IMAGE} AS runtime
 RUN if ! command -v sqlite3 >/dev/null 2>&1; then \
         apt-get update \
         && apt-get install -y --no-install-recommends sqlite3 \
+        && apt-get clean \
         && rm -rf /var/lib/apt/lists/*; \
     fi
 
