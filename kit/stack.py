@@ -93,8 +93,8 @@ def up(
             detail(f"| {line}")
         reason = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise KitError(
-            f"the {environment} stack did not become healthy in {timeout} s ({reason}); "
-            f"see the logs above, or `docker compose --env-file {path} logs`"
+            f"the {environment} stack did not come up healthy within {timeout} s: {reason}; "
+            f"see the status and logs above, or `docker compose --env-file {path} logs`"
         )
     return Started(url(environment, overrides), seconds)
 
