@@ -12,11 +12,6 @@ from pyramid.response import Response
 
 PROBLEM_JSON = "application/problem+json"
 
-# 507 is missing from older HTTPStatus tables on some Pythons; spell out our titles.
-TITLES = {
-    507: "Insufficient Storage",
-}
-
 
 class Problem(Exception):
     """Raise from a view to answer with a problem+json response."""
@@ -37,8 +32,6 @@ class Problem(Exception):
 
 
 def title(status: int) -> str:
-    if status in TITLES:
-        return TITLES[status]
     try:
         return HTTPStatus(status).phrase
     except ValueError:

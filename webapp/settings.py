@@ -7,7 +7,6 @@ message on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -170,8 +169,17 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate everything the web app needs."""
     environ = os.environ if environ is None else environ
     env = app_env(environ)
+    url = database_url(environ)
+    directory = database_path(url).parent
+    if not directory.is_dir():
+        # The sqlite service creates the file; a web worker that cannot even reach its
+        # directory would only ever answer 503, so stop and say why instead.
+        raise ConfigError(
+            f"DATABASE_URL={url!r} names a file in {str(directory)!r}, which is not a "
+            "directory; fix the path or mount the data volume there"
+        )
     return Settings(
-        database_url=database_url(environ),
+        database_url=url,
         app_env=env,
         secret_key=secret_key(environ, env),
         log_level=log_level(environ),
@@ -192,7 +200,3 @@ def build_info(environ: Mapping[str, str]) -> dict[str, str]:
         "revision": environ.get("APP_REVISION", "").strip() or "unknown",
         "built_at": environ.get("APP_BUILT_AT", "").strip() or "unknown",
     }
-
-
-def numeric_log_level(name: str) -> int:
-    return logging.getLevelNamesMapping()[name]

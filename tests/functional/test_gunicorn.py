@@ -199,6 +199,9 @@ def test_small_chunked_body_is_accepted(server):
         ({"APP_ENV": ""}, "APP_ENV is set but empty"),
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL='chatty'"),
         ({"DATABASE_URL": "postgresql://db/app"}, "DATABASE_URL="),
+        ({"DATABASE_URL": "sqlite:////no/such/dir/app.db"}, "'/no/such/dir', which is not"),
+        ({"DATABASE_URL": None}, "DATABASE_URL is not set"),
+        ({"APP_ENV": None}, "APP_ENV is not set"),
         ({"APP_ENV": "prod", "SECRET_KEY_FILE": "/run/secrets/nope"}, "/run/secrets/nope"),
         ({"APP_ENV": "prod", "SECRET_KEY": "changeme"}, "placeholder"),
         ({"GUNICORN_WORKERS": "many"}, "GUNICORN_WORKERS='many'"),
@@ -214,7 +217,8 @@ def test_small_chunked_body_is_accepted(server):
 )
 def test_bad_configuration_stops_gunicorn_with_one_line(tmp_path, env, expected):
     base = {"DATABASE_URL": f"sqlite:///{tmp_path}/app.db", "APP_ENV": "dev"}
-    proc = _gunicorn({**base, "GUNICORN_BIND": f"127.0.0.1:{_free_port()}", **env})
+    merged = {**base, "GUNICORN_BIND": f"127.0.0.1:{_free_port()}", **env}
+    proc = _gunicorn({name: value for name, value in merged.items() if value is not None})
     # Config errors stop the master before it binds or forks, so this returns at once.
     out, err = proc.communicate(timeout=30)
     assert proc.returncode != 0

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from webapp import settings
 from webapp.settings import ConfigError, load, load_for_cli
 
 GOOD_KEY = "k" * 16 + "Q7v9" * 8
-BASE = {"DATABASE_URL": "sqlite:////data/app.db", "APP_ENV": "dev"}
+DB_FILE = Path(tempfile.gettempdir()) / "app.db"  # its directory must exist
+BASE = {"DATABASE_URL": f"sqlite:///{DB_FILE}", "APP_ENV": "dev"}
 
 
 def _error(environ) -> str:
@@ -25,7 +29,7 @@ def test_dev_defaults():
     assert config.log_level == "INFO"
     assert config.secret_key == settings.DEV_SECRET
     assert config.version == config.revision == config.built_at == "unknown"
-    assert str(config.database_path) == "/data/app.db"
+    assert config.database_path == DB_FILE
 
 
 def test_prod_with_a_good_key_and_build_info():
@@ -59,6 +63,7 @@ def test_prod_with_a_good_key_and_build_info():
         ({**BASE, "DATABASE_URL": "sqlite://"}, "names no database file"),
         ({**BASE, "DATABASE_URL": "sqlite:///:memory:"}, "names no database file"),
         ({**BASE, "DATABASE_URL": "sqlite:////x.db?timeout=1"}, "query options"),
+        ({**BASE, "DATABASE_URL": "sqlite:////no/such/dir/app.db"}, "'/no/such/dir'"),
         ({"DATABASE_URL": "sqlite:////x.db"}, "APP_ENV is not set"),
         ({**BASE, "APP_ENV": ""}, "APP_ENV is set but empty"),
         ({**BASE, "APP_ENV": "production"}, "APP_ENV='production'"),
