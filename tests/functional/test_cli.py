@@ -218,14 +218,25 @@ def test_serve_backs_up_prunes_and_stops_on_sigterm(database, tmp_path, capsys):
     stale.write_bytes(b"half")
     live = backups / f".app-20260101T000000Z.db.partial-{os.getpid()}"
     live.write_bytes(b"in progress")
-    timer = threading.Timer(1.5, os.kill, (os.getpid(), signal.SIGTERM))
-    timer.start()
+    done = threading.Event()
+
+    def stop_after_three_backups():
+        seen: set[str] = set()
+        deadline = time.monotonic() + 30  # bounded wait
+        while len(seen) < 3 and time.monotonic() < deadline and not done.is_set():
+            seen |= {p.name for p in backups.glob("app-*.db")}
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    stopper = threading.Thread(target=stop_after_three_backups)
+    stopper.start()
     try:
         code = run(
             "db", "serve", "--backup-dir", str(backups), "--backup-interval", "0.2", "--keep", "2"
         )
     finally:
-        timer.cancel()
+        done.set()
+        stopper.join()
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         signal.signal(signal.SIGINT, signal.default_int_handler)
     assert code == 0

@@ -8,6 +8,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -26,14 +27,35 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _gunicorn(env: dict[str, str]) -> subprocess.Popen:
+class Server:
+    """A Gunicorn process whose logs go to files: a pipe nobody drains would fill up and
+    block the workers mid-request."""
+
+    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+        self.out_path = log_dir / "stdout.log"
+        self.err_path = log_dir / "stderr.log"
+        with self.out_path.open("w") as out, self.err_path.open("w") as err:
+            self.proc = _gunicorn(env, stdout=out, stderr=err)
+
+    def stop(self) -> tuple[str, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=30)
+        return self.out_path.read_text(), self.err_path.read_text()
+
+    @property
+    def returncode(self) -> int | None:
+        return self.proc.returncode
+
+
+def _gunicorn(env: dict[str, str], **streams) -> subprocess.Popen:
+    streams = streams or {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "webapp.wsgi:application"],
         cwd=ROOT,
         env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
         text=True,
+        **streams,
     )
 
 
@@ -46,11 +68,11 @@ def _request(base: str, path: str, method: str = "GET", body: bytes | None = Non
         return exc.code, dict(exc.headers), exc.read()
 
 
-def _start(tmp_path: Path, **env: str) -> tuple[str, subprocess.Popen]:
+def _start(tmp_path: Path, **env: str) -> tuple[str, Server]:
     path = tmp_path / "app.db"
     migrated_engine(path).dispose()
     port = _free_port()
-    proc = _gunicorn(
+    proc = Server(
         {
             "DATABASE_URL": f"sqlite:///{path}",
             "APP_ENV": "dev",
@@ -58,11 +80,12 @@ def _start(tmp_path: Path, **env: str) -> tuple[str, subprocess.Popen]:
             "GUNICORN_WORKERS": "2",
             "GUNICORN_THREADS": "2",
             **env,
-        }
+        },
+        tmp_path,
     )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and proc.poll() is None:
+    while time.monotonic() < deadline and proc.proc.poll() is None:
         try:
             if _request(base, "/healthz")[0] == 200:
                 break
@@ -77,9 +100,7 @@ def server(tmp_path):
     try:
         yield base, proc
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
+        proc.stop()
 
 
 def test_prod_secret_never_reaches_the_logs_even_at_debug(tmp_path):
@@ -95,8 +116,7 @@ def test_prod_secret_never_reaches_the_logs_even_at_debug(tmp_path):
         status, _headers, body = _request(base, "/version")
         assert status == 200 and json.loads(body)["app_env"] == "prod"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.stop()
     assert proc.returncode == 0
     assert '"level": "DEBUG"' in err  # debug logging really was on
     assert marker not in out and marker not in err
@@ -141,8 +161,7 @@ def test_gunicorn_serves_every_route_and_logs_json_access_lines(server):
     assert headers["X-Request-ID"] == "probe-1"
     assert _request(base, note_url, "DELETE")[0] == 204
 
-    proc.send_signal(signal.SIGTERM)
-    out, err = proc.communicate(timeout=30)
+    out, err = proc.stop()
     assert proc.returncode == 0
     access = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     assert all(entry.get("event") == "access" for entry in access)
@@ -227,3 +246,51 @@ def test_bad_configuration_stops_gunicorn_with_one_line(tmp_path, env, expected)
     assert lines[0].startswith("webapp: configuration error: ")
     assert expected in lines[0]
     assert "Traceback" not in err and out == ""
+
+
+def test_concurrent_clients_through_gunicorn_lose_nothing(server):
+    base, _proc = server
+    json_headers = {"Content-Type": "application/json"}
+    status, _headers, body = _request(
+        base, "/api/notes", "POST", b'{"title": "counter", "body": "0"}', json_headers
+    )
+    assert status == 201
+    url = "/api/notes/" + str(json.loads(body)["id"])
+    clients, rounds = 6, 25
+    outcomes: list[int] = []
+    lock = threading.Lock()
+
+    def client(index: int) -> None:
+        for i in range(rounds):
+            payload = json.dumps({"title": f"c{index}-{i}"}).encode()
+            created = _request(base, "/api/notes", "POST", payload, json_headers)[0]
+            got_status, got_headers, got_body = _request(base, url)
+            value = int(json.loads(got_body)["body"])
+            update = json.dumps({"title": "counter", "body": str(value + 1)}).encode()
+            updated = _request(
+                base, url, "PUT", update, {**json_headers, "If-Match": got_headers["ETag"]}
+            )[0]
+            with lock:
+                outcomes.extend([created, got_status, updated])
+
+    threads = [threading.Thread(target=client, args=(n,)) for n in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert set(outcomes) <= {200, 201, 412}, sorted(set(outcomes))
+    assert outcomes.count(201) == clients * rounds
+    final = json.loads(_request(base, url)[2])
+    assert int(final["body"]) == outcomes.count(200) - clients * rounds  # GETs were 200 too
+    assert final["version"] == 1 + int(final["body"])
+    total, cursor = 0, None
+    for _ in range(50):  # bounded walk over the pages
+        page = json.loads(
+            _request(base, "/api/notes?limit=100" + (f"&cursor={cursor}" if cursor else ""))[2]
+        )
+        total += len(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert total == clients * rounds + 1
