@@ -6,17 +6,13 @@ from typing import Any
 
 from pyramid.config import Configurator
 from pyramid.csrf import SessionCSRFStoragePolicy
-from pyramid.events import NewRequest, subscriber
 from pyramid.session import SignedCookieSessionFactory
 from pyramid.tweens import INGRESS
 from sqlalchemy.engine import Engine
 
 from webapp import body_limit, db, jsonlog
 from webapp.note_input import REQUEST_MAX
-from webapp.problems import Problem
 from webapp.settings import Settings
-
-FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 
 def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
@@ -59,29 +55,8 @@ def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
     headers_tween = "webapp.tweens.security_headers_tween_factory"
     config.add_tween(headers_tween, under=INGRESS)
     config.add_tween("webapp.tweens.request_id_tween_factory", under=headers_tween)
+    config.include("webapp.request_checks")
     config.include("webapp.routes")
     config.scan("webapp.views")
-    config.scan("webapp.config")
     app = config.make_wsgi_app()
     return body_limit.BodyLimit(app, REQUEST_MAX)
-
-
-@subscriber(NewRequest)
-def refuse_unusable_bodies(event: NewRequest) -> None:
-    environ = event.request.environ
-    if environ.get(body_limit.TOO_LARGE):
-        raise Problem(413, f"request body is larger than {REQUEST_MAX} bytes; send less")
-    if environ.get(body_limit.UNREADABLE):
-        raise Problem(400, "request body could not be read: bad Content-Length or chunking")
-    request = event.request
-    try:
-        request.GET  # noqa: B018 - parsed once and cached by WebOb
-    except UnicodeDecodeError:
-        raise Problem(400, "the query string is not valid UTF-8 once percent-decoded") from None
-    if request.method == "POST" and request.content_type in FORM_TYPES:
-        # Parse forms here, where a malformed one is plainly the client's fault; the CSRF
-        # check would otherwise hit the parser's error first and turn it into a 500.
-        try:
-            request.POST  # noqa: B018 - parsed once and cached by WebOb
-        except (ValueError, KeyError, TypeError, UnicodeError):
-            raise Problem(400, "form body could not be parsed; check its encoding") from None
