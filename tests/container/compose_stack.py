@@ -68,6 +68,8 @@ class Stack:
     port: int
     image: str
     variables: dict[str, str] = field(default_factory=dict)
+    # The checkout the compose files are used from; a copy lets a test edit the source.
+    checkout: Path = REPO
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -85,7 +87,7 @@ class Stack:
 
     def compose(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         command = ["docker", "compose", "--env-file", f".env.{self.environment}", *args]
-        return run(command, env=self.env(), check=check)
+        return run(command, env=self.env(), check=check, cwd=self.checkout)
 
     def up(self, *services: str) -> None:
         self.compose(

@@ -3,6 +3,7 @@ persistence, scheduled backups and their restore, and the prod hardening."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import uuid
 from pathlib import Path
@@ -94,6 +95,27 @@ def test_dev_stack_runs_the_bind_mounted_source_with_reload(dev: Stack) -> None:
     assert Path(mounts["/app/webapp"]["Source"]) == REPO / "webapp"
     assert mounts["/app/webapp"]["RW"] is False
     assert "GUNICORN_RELOAD=1" in app["Config"]["Env"]
+
+
+def test_dev_stack_reloads_when_the_source_changes(stacks: Any, tmp_path: Path) -> None:
+    # A copy of the checkout, so the test can edit source without touching the real one.
+    for name in ("compose", "webapp"):
+        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in (".env.dev", "gunicorn.conf.py"):
+        shutil.copy2(REPO / name, tmp_path / name)
+    copy: Stack = stacks("dev", "reload")
+    copy.checkout = tmp_path
+    copy.up()
+    with (tmp_path / "webapp" / "routes.py").open("a") as module:
+        module.write("\n# edited by the reload test\n")
+
+    def reloaded() -> bool:
+        logs = copy.compose("logs", "--no-color", "app").stdout
+        return "Worker reloading: /app/webapp/routes.py modified" in logs
+
+    wait_for(reloaded, attempts=60, pause=0.5, what="gunicorn to reload the edited module")
+    wait_for(lambda: copy.request("GET", "/readyz").status == 200, attempts=60, pause=0.5,
+             what="the reloaded worker to serve")  # fmt: skip
 
 
 def test_prod_stack_is_healthy_and_serves_the_api(prod: Stack, build_record: dict) -> None:
