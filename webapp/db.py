@@ -31,6 +31,11 @@ BEGIN_OPTION = "webapp_sqlite_begin"
 
 
 def make_engine(url: str, *, busy_timeout_ms: int | None = None, **kwargs: Any) -> Engine:
+    # Room for a worker's threads (GUNICORN_THREADS) without waiting on the pool; a
+    # request that still finds none free within pool_timeout gets a 503, not a 500.
+    kwargs.setdefault("pool_size", 8)
+    kwargs.setdefault("max_overflow", 24)
+    kwargs.setdefault("pool_timeout", 10)
     engine = create_engine(url, **kwargs)
     if busy_timeout_ms is None:
         busy_timeout_ms = BUSY_TIMEOUT_MS

@@ -247,3 +247,18 @@ def test_dispose_after_fork_empties_pools(tmp_path):
     assert os.getpid()  # the parent's handles were not closed: the engine still works
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+
+
+def test_exhausted_connection_pool_is_503(tmp_path):
+    path = tmp_path / "app.db"
+    engine = migrated_engine(path, pool_size=1, max_overflow=0, pool_timeout=0.05)
+    app = webtest.TestApp(make_app(settings_for(path), engine=engine))
+    held = engine.connect()  # the only connection, taken by "another request"
+    try:
+        response = app.get("/api/notes", status=503)
+    finally:
+        held.close()
+    assert response.content_type == "application/problem+json"
+    assert response.headers["Retry-After"] == "1"
+    app.get("/api/notes", status=200)
+    engine.dispose()

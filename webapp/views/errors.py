@@ -15,6 +15,7 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import exception_view_config, notfound_view_config
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from webapp import db, problems
 from webapp.problems import Problem
@@ -102,6 +103,17 @@ def database_error(exc: DBAPIError, request: Request) -> Response:
             headers={"Retry-After": "30"},
         )
     return unexpected(exc, request)
+
+
+@exception_view_config(PoolTimeout)
+def pool_exhausted(_exc: PoolTimeout, request: Request) -> Response:
+    log.warning("no database connection free within the pool timeout")
+    return problems.response(
+        request,
+        503,
+        "the service is at capacity; retry shortly",
+        headers={"Retry-After": "1"},
+    )
 
 
 @exception_view_config(Exception)
