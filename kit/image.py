@@ -86,7 +86,8 @@ def build(base: BaseImage, *, dockerfile: str = "Dockerfile", context: str = "."
         "APP_REVISION": source.revision,
         "APP_BUILT_AT": source.built_at,
     }
-    arguments = ["--file", dockerfile, "--tag", tag, "--tag", f"{NAME}:latest"]
+    # --force-rm: a failed step leaves no stopped container behind.
+    arguments = ["--force-rm", "--file", dockerfile, "--tag", tag, "--tag", f"{NAME}:latest"]
     for name, value in build_args.items():
         arguments += ["--build-arg", f"{name}={value}"]
     executed, cached = _docker_build([*arguments, context])
