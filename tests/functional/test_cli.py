@@ -310,3 +310,12 @@ def test_real_process_errors_are_one_line_without_traceback(tmp_path):
         "webapp: configuration error: DATABASE_URL is not set; "
         "set it to a SQLite file URL, e.g. sqlite:////data/app.db"
     )
+
+
+def test_a_file_that_is_not_sqlite_fails_in_one_line(database, capsys):
+    database.write_bytes(b"definitely not a database" * 200)
+    assert run("db", "current") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "file is not a database" in err
+    assert run("db", "check") == 1
+    assert "not usable" in capsys.readouterr().err

@@ -90,3 +90,18 @@ def test_repeated_tags_are_reported_beside_other_errors():
     with pytest.raises(Problem) as caught:
         validate({"title": "", "tags": ["a", "a"]})
     assert [error["field"] for error in caught.value.errors] == ["title", "tags"]
+
+
+def test_other_http_exceptions_become_problems_and_redirects_pass():
+    from pyramid.httpexceptions import HTTPFound, HTTPGone
+    from pyramid.testing import DummyRequest
+
+    from webapp.views.errors import http_exception
+
+    request = DummyRequest(path="/somewhere")
+    response = http_exception(HTTPGone(detail="gone for good"), request)
+    assert response.status_int == 410
+    assert response.content_type == problems.PROBLEM_JSON
+    assert response.json_body["detail"] == "gone for good"
+    redirect = HTTPFound(location="/elsewhere")
+    assert http_exception(redirect, request) is redirect
