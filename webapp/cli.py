@@ -14,6 +14,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -43,11 +44,20 @@ def _count(value: str) -> int:
     return int(value)
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other failure of these commands."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"webapp: {self.prog}: {message}; see `{self.prog} --help`\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="python -m webapp", description=__doc__)
-    groups = top.add_subparsers(dest="group", required=True, metavar="db")
+    top = OneLineParser(prog="python -m webapp", description=__doc__)
+    groups = top.add_subparsers(
+        dest="group", required=True, metavar="db", parser_class=OneLineParser
+    )
     dbp = groups.add_parser("db", help="database operations (DATABASE_URL names the file)")
-    verbs = dbp.add_subparsers(dest="verb", required=True)
+    verbs = dbp.add_subparsers(dest="verb", required=True, parser_class=OneLineParser)
     verbs.add_parser("upgrade", help="migrate to the head revision; safe to repeat")
     verbs.add_parser("current", help="print the database's revision, or 'none'")
     verbs.add_parser("head", help="print the revision this code expects")

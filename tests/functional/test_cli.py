@@ -255,12 +255,25 @@ def test_serve_backs_up_prunes_and_stops_on_sigterm(database, tmp_path, capsys):
         ["--backup-interval", "nan", "--keep", "1"],
         ["--backup-interval", "1", "--keep", "0"],
         ["--backup-interval", "x", "--keep", "1"],
+        ["--backup-interval", "", "--keep", "1"],
+        ["--backup-interval", "1", "--keep", ""],
     ],
 )
-def test_serve_rejects_bad_arguments(args, tmp_path):
+def test_serve_rejects_bad_arguments_in_one_line(args, tmp_path, capsys):
     with pytest.raises(SystemExit) as caught:
         run("db", "serve", "--backup-dir", str(tmp_path), *args)
     assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("webapp: python -m webapp db serve: ")
+
+
+@pytest.mark.parametrize("argv", [[], ["db"], ["db", "bogus"], ["db", "backup"], ["other"]])
+def test_usage_errors_are_one_line(argv, capsys):
+    with pytest.raises(SystemExit) as caught:
+        run(*argv)
+    assert caught.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--help" in err
 
 
 def _webapp(*args: str, env: dict[str, str], **kwargs) -> subprocess.Popen:
