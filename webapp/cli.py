@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -146,6 +147,20 @@ def cmd_restore(args: argparse.Namespace, config: settings.Settings, _engine: En
     return 0
 
 
+def _writable_directory(directory: Path) -> None:
+    """Fail now, not at the first backup an interval later, if DIR cannot take files."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        probe = directory / f".write-probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise CommandError(
+            f"backup directory {directory} is not usable ({exc.strerror}); "
+            "mount a writable volume there or pass another --backup-dir"
+        ) from None
+
+
 def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engine) -> int:
     stop = threading.Event()
 
@@ -157,7 +172,7 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
     signal.signal(signal.SIGINT, _stop)
     before, after = _upgrade(engine, config)
     engine.dispose()  # the loop below uses the backup API, not the pool
-    args.backup_dir.mkdir(parents=True, exist_ok=True)
+    _writable_directory(args.backup_dir)
     stale = backup.remove_stale_partials(args.backup_dir)
     log.info(
         "serving",

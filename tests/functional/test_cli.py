@@ -332,3 +332,17 @@ def test_a_file_that_is_not_sqlite_fails_in_one_line(database, capsys):
     assert err.count("\n") == 1 and "file is not a database" in err
     assert run("db", "check") == 1
     assert "not usable" in capsys.readouterr().err
+
+
+def test_serve_refuses_an_unusable_backup_directory_at_once(database, tmp_path, capsys):
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    code = run(
+        "db", "serve", "--backup-dir", str(not_a_dir / "sub"), "--backup-interval", "60",
+        "--keep", "1",
+    )  # fmt: skip
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "backup directory" in err and "not usable" in err
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
