@@ -103,6 +103,12 @@ def _upgrade(engine: Engine, config: settings.Settings) -> tuple[str | None, str
     directory = config.database_path.parent
     if not directory.is_dir():
         raise CommandError(f"database directory {directory} does not exist; create it first")
+    if not os.access(directory, os.W_OK | os.X_OK):
+        # SQLite would only say "unable to open database file".
+        raise CommandError(
+            f"database directory {directory} is not writable by uid {os.getuid()}; "
+            "fix its owner or mode (SQLite writes its -wal and -shm files beside the database)"
+        )
     return schema.upgrade(engine)
 
 

@@ -346,3 +346,22 @@ def test_serve_refuses_an_unusable_backup_directory_at_once(database, tmp_path, 
     assert err.count("\n") == 1 and "backup directory" in err and "not usable" in err
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def test_upgrade_into_a_read_only_directory_says_so(tmp_path, monkeypatch, capsys):
+    mountpoint = tmp_path / "ro"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        monkeypatch.setenv("DATABASE_URL", f"sqlite:///{mountpoint}/app.db")
+        assert run("db", "upgrade") == 1
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is not writable by uid" in err
