@@ -24,6 +24,8 @@ from webapp import backup, db, jsonlog, readiness, schema, settings
 
 log = logging.getLogger("webapp.cli")
 
+MIGRATION_BUSY_TIMEOUT_MS = 30_000
+
 
 class CommandError(Exception):
     """The command could not do its job; str() is the one-line reason."""
@@ -82,7 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"webapp: configuration error: {exc}", file=sys.stderr)
         return 2
     jsonlog.configure(config.log_level)
-    engine = db.make_engine(config.database_url)
+    # A migration may wait its turn behind the app's writers; a healthcheck must answer
+    # well within its own timeout.
+    busy_ms = db.BUSY_TIMEOUT_MS if args.verb == "check" else MIGRATION_BUSY_TIMEOUT_MS
+    engine = db.make_engine(config.database_url, busy_timeout_ms=busy_ms)
     try:
         return COMMANDS[args.verb](args, config, engine)
     except (CommandError, backup.BackupError) as exc:

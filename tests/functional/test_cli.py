@@ -365,3 +365,18 @@ def test_upgrade_into_a_read_only_directory_says_so(tmp_path, monkeypatch, capsy
         subprocess.run(["umount", "-l", str(mountpoint)], check=False)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not writable by uid" in err
+
+
+def test_upgrade_waits_for_a_writer_instead_of_failing(database, capsys):
+    run("db", "upgrade")
+    holder = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    releaser = threading.Timer(0.5, holder.execute, ("ROLLBACK",))
+    releaser.start()
+    try:
+        # The lock is taken when the command starts and freed while it waits.
+        assert run("db", "upgrade") == 0
+    finally:
+        releaser.join()
+        holder.close()
+    assert "already at" in capsys.readouterr().out
