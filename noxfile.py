@@ -85,3 +85,32 @@ def lock(session: nox.Session) -> None:
             "--generate-hashes", "--quiet", *session.posargs,
             f"requirements/{name}.in", "-o", f"requirements/{name}.txt",
         )  # fmt: skip
+
+
+def run_playbook(session: nox.Session, *, playbook: str, usage: str) -> None:
+    """Run ansible/PLAYBOOK for the environment named first in posargs; the rest go through."""
+    if not session.posargs or session.posargs[0].startswith("-"):
+        session.error(f"Usage: {usage}")
+    environment, *extra = session.posargs
+    install_dev_tools(session)
+    session.chdir("ansible")
+    session.run("ansible-playbook", playbook, "-e", f"env={environment}", *extra)
+
+
+@nox.session(python=PYTHON, default=False)
+def deploy(session: nox.Session) -> None:
+    """Deploy the built image to an environment's hosts: `-- prod [--check --diff]`."""
+    run_playbook(session, playbook="deploy.yml", usage="nox -s deploy -- ENV [ansible args]")
+
+
+@nox.session(python=PYTHON, default=False)
+def verify(session: nox.Session) -> None:
+    """Compare an environment's live hosts with the local build, deploying nothing: `-- prod`."""
+    run_playbook(session, playbook="verify.yml", usage="nox -s verify -- ENV [ansible args]")
+
+
+@nox.session(python=PYTHON, default=False)
+def e2e(session: nox.Session) -> None:
+    """Run only the deploy tests against SSH + Docker test hosts (needs `nox -s build`)."""
+    install_dev_tools(session)
+    session.run("pytest", "-m", "deploy", "tests/deploy", *session.posargs)

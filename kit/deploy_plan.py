@@ -1,0 +1,134 @@
+"""The deploy's inputs, checked on the controller before any host is contacted.
+
+    python -m kit.deploy_plan check --env prod --groups dev,prod
+    python -m kit.deploy_plan render --env prod --image TAG --set KEY=VALUE ... --out PATH
+
+`check` validates the environment name, its env file and the build record, and prints the
+plan as JSON. `render` writes the env file one host gets (the repository's file with the
+built image pinned and the host's overrides) and prints its hash and the hash of the
+compose config it yields; the deploy compares live hosts with exactly these values.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from kit import env_file
+from kit.console import KitError
+from kit.docker_cli import docker, inspect_image
+from kit.image import load_record
+
+REQUIRED_KEYS = ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "WEBAPP_PORT", "APP_ENV")
+
+
+def environments() -> list[str]:
+    """Every environment the repository defines: one .env.<name> file each."""
+    return sorted(path.name.removeprefix(".env.") for path in Path().glob(".env.*"))
+
+
+def check(environment: str, groups: list[str], build_record: Path) -> dict[str, Any]:
+    valid = [name for name in environments() if name in groups]
+    if environment not in valid:
+        raise KitError(
+            f"env={environment!r} is not an environment of this project; "
+            f"use one of: {', '.join(valid)} (each needs a .env.<name> file and an "
+            "inventory group)"
+        )
+    path = Path(f".env.{environment}")
+    values = env_file.parse(path)
+    missing = [key for key in REQUIRED_KEYS if not values.get(key)]
+    if missing:
+        raise KitError(f"{path} lacks {', '.join(missing)}; add them (see .env.prod)")
+    compose_files = values["COMPOSE_FILE"].split(":")
+    absent = [name for name in compose_files if not Path(name).is_file()]
+    if absent:
+        raise KitError(f"{path}: COMPOSE_FILE names {', '.join(absent)}, which do not exist")
+    record = load_record(build_record)
+    image = inspect_image(record["image"])
+    if image is None or image["Id"] != record["id"]:
+        raise KitError(
+            f"{record['image']} from {build_record} is not the built image "
+            f"{record['id'][:19]} on this machine; run `nox -s build` again"
+        )
+    head = docker(
+        "run", "--rm", "--network", "none", "-e", "DATABASE_URL=sqlite:////tmp/plan.db",
+        record["image"], "python", "-m", "webapp", "db", "head",
+    ).stdout.strip()  # fmt: skip
+    return {
+        "env": environment,
+        "env_file": str(path),
+        "values": values,
+        "compose_files": compose_files,
+        "project": values["COMPOSE_PROJECT_NAME"],
+        "port": values["WEBAPP_PORT"],
+        "secret_required": values["APP_ENV"] == "prod",
+        "image": record["image"],
+        "image_id": record["id"],
+        "version": record.get("version", "unknown"),
+        "revision": record.get("revision", "unknown"),
+        "schema_head": head,
+    }
+
+
+def render(environment: str, image: str, overrides: dict[str, str], out: Path) -> dict[str, Any]:
+    values = env_file.parse(Path(f".env.{environment}"))
+    values["WEBAPP_IMAGE"] = image
+    values.update(overrides)
+    text = "".join(f"{key}={value}\n" for key, value in values.items())
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    # The same command the fingerprint runs on the host, with no shell variables leaking
+    # in: the env file alone decides the config, there and here.
+    config = docker(
+        "compose", "--env-file", str(out), "config", "--no-path-resolution",
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())},
+    ).stdout.rstrip("\n")  # fmt: skip
+    # Trailing newlines dropped: Ansible's command module strips them from what it captures.
+    return {
+        "path": str(out.resolve()),
+        "sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "compose_config_sha256": hashlib.sha256(config.encode()).hexdigest(),
+    }
+
+
+def _assignment(text: str) -> tuple[str, str]:
+    key, separator, value = text.partition("=")
+    if not separator or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m kit.deploy_plan", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    checking = commands.add_parser("check", help="validate and print the plan")
+    checking.add_argument("--env", required=True)
+    checking.add_argument("--groups", required=True, help="inventory groups, comma-separated")
+    checking.add_argument("--build-record", type=Path, default=Path("build/image.json"))
+    rendering = commands.add_parser("render", help="write one host's env file")
+    rendering.add_argument("--env", required=True)
+    rendering.add_argument("--image", required=True)
+    rendering.add_argument("--set", type=_assignment, action="append", default=[])
+    rendering.add_argument("--out", type=Path, required=True)
+    arguments = parser.parse_args(argv)
+    try:
+        if arguments.command == "check":
+            groups = [name for name in arguments.groups.split(",") if name]
+            result = check(arguments.env, groups, arguments.build_record)
+        else:
+            result = render(arguments.env, arguments.image, dict(arguments.set), arguments.out)
+    except KitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

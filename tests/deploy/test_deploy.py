@@ -1,0 +1,208 @@
+"""The deploy, run for real: ansible-playbook over SSH against Docker test hosts.
+
+The tests run in file order and build on each other, like a host's release history:
+provision, first deploy, idempotent re-run, dry run, redeploy with data, lock, broken
+release, and a host lost mid-rollout.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+
+import pytest
+
+from tests.deploy import hosts
+from tests.deploy.conftest import ANSIBLE_DIR, PLAYBOOK, Lab, http, running_image
+
+pytestmark = pytest.mark.deploy
+
+
+def deploy(lab: Lab, release, *args: str):
+    return lab.play(
+        "deploy.yml", "-e", "env=prod", "-e", f"webapp_build_record={release.path}", *args
+    )
+
+
+def test_provision_prepares_a_bare_host_idempotently(lab: Lab) -> None:
+    first = lab.play("provision.yml", "-e", "env=bare")
+    assert first.returncode == 0, first.output[-3000:]
+    assert first.changed()["bare"] > 0
+    assert "Compose" in lab.bare.sh("docker compose version").stdout
+    assert lab.bare.sh("systemctl is-active docker").stdout.strip() == "active"
+    again = lab.play("provision.yml", "-e", "env=bare")
+    assert again.returncode == 0, again.output[-3000:]
+    assert again.changed() == {"bare": 0}
+
+
+def test_unknown_environment_is_refused_before_any_host_is_contacted(lab: Lab, releases) -> None:
+    run = deploy(lab, releases["v1"], "-e", "env=staging")
+    assert run.returncode != 0
+    assert (
+        "env='staging' is not an environment of this project; use one of: dev, prod" in run.output
+    )
+    assert "web1" not in run.output and "web2" not in run.output
+
+
+def test_first_deploy_serves_on_every_host_and_matches_the_build(lab: Lab, releases) -> None:
+    run = deploy(lab, releases["v1"])
+    assert run.returncode == 0, run.output[-3000:]
+    (lab.workdir / "first-deploy.log").write_text(run.output)
+    for host in lab.prod:
+        status, page = http(host.app_port, "GET", "/api/notes")
+        assert status == 200 and page["items"] == []
+        assert running_image(host) == releases["v1"].image_id
+        modes = host.sh(
+            "stat -c '%U %a %n' /opt/webapp/.env.prod /opt/webapp/compose/compose.yaml; "
+            "stat -c '%u %a %n' /opt/webapp/secrets/secret_key"
+        ).stdout.split("\n")
+        assert modes[:3] == [
+            "root 600 /opt/webapp/.env.prod",
+            "root 600 /opt/webapp/compose/compose.yaml",
+            "10001 600 /opt/webapp/secrets/secret_key",
+        ]
+        audit = host.sh("cat /opt/webapp/audit.log").stdout
+        assert lab.secret not in audit and releases["v1"].image_id in audit
+    assert lab.secret not in run.output
+    rows = [line for line in run.output.splitlines() if line.strip().startswith("- web")]
+    assert len(rows) == 2 and all(row.rstrip().endswith("yes") for row in rows), rows
+    verify = lab.play(
+        "verify.yml", "-e", "env=prod", "-e", f"webapp_build_record={releases['v1'].path}"
+    )
+    assert verify.returncode == 0, verify.output[-3000:]
+    assert verify.changed() == {"localhost": 0, "web1": 0, "web2": 0}
+
+
+def test_a_rerun_with_nothing_changed_reports_no_change(lab: Lab, releases) -> None:
+    run = deploy(lab, releases["v1"])
+    assert run.returncode == 0, run.output[-3000:]
+    assert run.changed() == {"localhost": 0, "web1": 0, "web2": 0}
+    assert run.shipped() == []
+
+
+def test_check_mode_shows_the_redeploy_and_changes_nothing(lab: Lab, releases) -> None:
+    before = [
+        host.sh("cat /opt/webapp/releases.json /opt/webapp/.env.prod").stdout for host in lab.prod
+    ]
+    run = deploy(lab, releases["v2"], "--check", "--diff")
+    assert run.returncode == 0, run.output[-3000:]
+    assert all(count > 0 for host, count in run.changed().items() if host != "localhost")
+    assert "WEBAPP_IMAGE=webapp:deploytest-v2" in run.output  # the --diff of the env file
+    for host, earlier in zip(lab.prod, before, strict=True):
+        assert host.sh("cat /opt/webapp/releases.json /opt/webapp/.env.prod").stdout == earlier
+        assert running_image(host) == releases["v1"].image_id
+        assert host.sh("docker image inspect webapp:deploytest-v2", check=False).returncode != 0
+
+
+def test_notes_survive_a_redeploy_of_a_new_build(lab: Lab, releases) -> None:
+    written = {}
+    for host in lab.prod:
+        titles = [f"{host.name} note {n}" for n in range(5)]
+        for title in titles:
+            assert (
+                http(host.app_port, "POST", "/api/notes", {"title": title, "body": "kept"})[0]
+                == 201
+            )
+        written[host.name] = sorted(titles)
+    run = deploy(lab, releases["v2"])
+    assert run.returncode == 0, run.output[-3000:]
+    (lab.workdir / "code-change.log").write_text(run.output)
+    full_size = int(
+        hosts.docker("image", "inspect", "-f", "{{.Size}}", releases["v2"].image).stdout
+    )
+    assert len(run.shipped()) == 2 and all(n <= 0.1 * full_size for n in run.shipped()), (
+        run.shipped()
+    )
+    for host in lab.prod:
+        assert running_image(host) == releases["v2"].image_id
+        page = http(host.app_port, "GET", "/api/notes?limit=100")[1]
+        assert sorted(note["title"] for note in page["items"]) == written[host.name]
+        backups = host.sh(
+            "cd /opt/webapp && docker compose --env-file .env.prod exec -T sqlite ls /backups"
+        )
+        assert backups.stdout.strip(), "no pre-deploy backup was taken"
+
+
+def test_a_concurrent_deploy_is_refused_by_the_lock(lab: Lab, releases) -> None:
+    record = f"webapp_build_record={releases['v1'].path}"
+    first = subprocess.Popen(
+        lab.command("deploy.yml", "-e", "env=prod", "-e", record),
+        cwd=ANSIBLE_DIR,
+        env=lab.environ(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        for _ in range(240):
+            if lab.prod[0].sh("test -d /opt/webapp/deploy.lock", check=False).returncode == 0:
+                break
+            time.sleep(0.5)
+        else:
+            pytest.fail("the first deploy never took the lock on web1")
+        second = deploy(lab, releases["v1"])
+    finally:
+        output, _ = first.communicate(timeout=600)
+    assert first.returncode == 0, output[-3000:]
+    assert second.returncode != 0
+    assert "web1 is locked by another deploy:" in second.output
+    assert "deploying webapp:deploytest-v1" in second.output
+    assert "remove /opt/webapp/deploy.lock on web1" in " ".join(second.output.split())
+    assert lab.prod[0].sh("test -d /opt/webapp/deploy.lock", check=False).returncode != 0
+
+
+def test_a_broken_release_is_rolled_back_by_itself(lab: Lab, releases) -> None:
+    web1, web2 = lab.prod
+    notes_before = http(web1.app_port, "GET", "/api/notes?limit=100")[1]["items"]
+    run = deploy(lab, releases["broken"])
+    assert run.returncode != 0
+    message = " ".join(run.output.split())
+    assert "Deploy of webapp:deploytest-broken to web1 FAILED at" in message
+    assert "ROLLED BACK to webapp:deploytest-v1, which answers /readyz with 200" in message
+    assert running_image(web1) == releases["v1"].image_id
+    assert http(web1.app_port, "GET", "/readyz")[0] == 200
+    assert http(web1.app_port, "GET", "/api/notes?limit=100")[1]["items"] == notes_before
+    # The rollout stopped at the first failure: web2 was never touched.
+    assert running_image(web2) == releases["v1"].image_id
+    assert "deploytest-broken" not in web2.sh("cat /opt/webapp/audit.log").stdout
+    last = json.loads(web1.sh("tail -n 1 /opt/webapp/audit.log").stdout)
+    assert last["result"] == "failed, rolled back to webapp:deploytest-v1"
+
+
+def test_a_host_lost_mid_rollout_fails_the_play_and_leaves_consistent_releases(
+    lab: Lab, releases
+) -> None:
+    web1, web2 = lab.prod
+    hosts.docker("pause", web2.container)
+    try:
+        run = deploy(lab, releases["v2"])
+    finally:
+        hosts.docker("unpause", web2.container)
+    assert run.returncode != 0
+    assert "UNREACHABLE" in run.output and "web2" in run.output
+    # Each host runs one whole release: web1 the new one, web2 the one it had.
+    assert running_image(web1) == releases["v2"].image_id
+    assert http(web1.app_port, "GET", "/readyz")[0] == 200
+    assert running_image(web2) == releases["v1"].image_id
+    assert http(web2.app_port, "GET", "/readyz")[0] == 200
+    verify = lab.play(
+        "verify.yml", "-e", "env=prod", "-e", f"webapp_build_record={releases['v2'].path}"
+    )
+    assert verify.returncode != 0
+    assert (
+        "Hosts differ from the local build webapp:deploytest-v2: web2 (image_id" in verify.output
+    )
+
+
+def test_playbooks_pass_ansible_lint_and_yamllint() -> None:
+    lint = subprocess.run(
+        [str(PLAYBOOK.parent / "ansible-lint"), "--profile", "production"],
+        cwd=ANSIBLE_DIR, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]
+    yaml = subprocess.run(
+        [str(PLAYBOOK.parent / "yamllint"), "--strict", "."],
+        cwd=ANSIBLE_DIR.parent, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert yaml.returncode == 0, yaml.stdout
