@@ -63,7 +63,10 @@ max_requests_jitter = max(max_requests // 10, 1) if max_requests else 0
 _reload = _env("GUNICORN_RELOAD") or "0"
 if _reload not in ("0", "1"):
     _fail(f"GUNICORN_RELOAD={_reload!r} is not 0 or 1; set 1 to reload on code changes (dev)")
-reload = _reload == "1" and _app_settings.app_env == "dev"
+if _reload == "1" and _app_settings.app_env != "dev":
+    # Reloading watches the code for changes: a dev convenience, never a prod setting.
+    _fail("GUNICORN_RELOAD=1 is for APP_ENV=dev only; unset it or set it to 0")
+reload = _reload == "1"
 
 # Heartbeat files on tmpfs: the prod container's root filesystem is read-only.
 _SHM = "/dev/shm"  # noqa: S108 - gunicorn only writes its own mkstemp files there

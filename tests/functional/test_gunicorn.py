@@ -246,6 +246,10 @@ def test_small_chunked_body_is_accepted(server):
         ({"APP_ENV": "prod", "SECRET_KEY": "changeme"}, "placeholder"),
         ({"GUNICORN_WORKERS": "many"}, "GUNICORN_WORKERS='many'"),
         ({"GUNICORN_RELOAD": "yes"}, "GUNICORN_RELOAD='yes'"),
+        (
+            {"GUNICORN_RELOAD": "1", "APP_ENV": "prod", "SECRET_KEY": "k" * 40},
+            "GUNICORN_RELOAD=1 is for APP_ENV=dev only",
+        ),
         ({"GUNICORN_WORKERS": ""}, "GUNICORN_WORKERS is set but empty"),
         ({"GUNICORN_THREADS": "0"}, "GUNICORN_THREADS='0'"),
         ({"GUNICORN_TIMEOUT": "-5"}, "GUNICORN_TIMEOUT='-5'"),
