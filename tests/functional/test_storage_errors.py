@@ -244,7 +244,7 @@ def test_dispose_after_fork_empties_pools(tmp_path):
     assert engine.pool.checkedin() == 1
     db.dispose_after_fork()
     assert engine.pool.checkedin() == 0
-    assert os.getpid()  # the parent's handles were not closed: the engine still works
+    # The engine still works: it opens fresh connections of its own.
     with engine.connect() as conn:
         assert conn.exec_driver_sql("SELECT 1").scalar() == 1
 
