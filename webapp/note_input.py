@@ -17,6 +17,7 @@ TAGS_MAX = 20
 TAG_MAX = 50
 REQUEST_MAX = 1024 * 1024  # bytes, enforced by webapp.body_limit before anything reads
 FIELDS = ("title", "body", "tags")
+ERRORS_MAX = 50
 
 
 @dataclass
@@ -112,6 +113,8 @@ def validate(data: Any) -> NoteInput:
         if not tag_errors and len(set(tags)) != len(tags):
             errors.append({"field": "tags", "message": "must not repeat a tag"})
     if errors:
-        fields = ", ".join(dict.fromkeys(e["field"] for e in errors))
-        raise Problem(422, f"invalid note: check {fields}", errors=errors[:50])
+        # Bounded: a body with thousands of unknown keys must not echo them all back.
+        names = list(dict.fromkeys(e["field"] for e in errors))
+        shown = ", ".join(names[:10]) + (f" and {len(names) - 10} more" if len(names) > 10 else "")
+        raise Problem(422, f"invalid note: check {shown}", errors=errors[:ERRORS_MAX])
     return NoteInput(title=data["title"], body=body, tags=list(tags))

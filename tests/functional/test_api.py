@@ -386,3 +386,12 @@ def test_cursor_beyond_every_id_starts_at_the_newest(app, make_note):
 )
 def test_query_strings_that_are_not_utf8_are_400(app, url):
     assert_problem(app.get(url, status=400), 400)
+
+
+def test_thousands_of_unknown_fields_get_a_bounded_answer(app):
+    payload = {"title": "x", **{f"k{i}": i for i in range(20_000)}}
+    response = app.post_json("/api/notes", payload, status=422)
+    body = assert_problem(response, 422)
+    assert len(body["errors"]) == 50
+    assert "and 19990 more" in body["detail"]
+    assert len(response.body) < 10_000
