@@ -51,7 +51,7 @@ def _load(request: Request) -> Note:
 
 def _input(request: Request) -> NoteInput:
     if request.content_type.lower() not in JSON_TYPES:
-        shown = request.content_type or "none"
+        shown = (request.content_type or "none")[:100]
         raise Problem(
             415,
             f"Content-Type {shown!r} is not supported; send application/json",
