@@ -24,6 +24,7 @@ from kit.console import KitError
 from kit.docker_cli import docker, inspect_image
 from kit.image import load_record
 
+HEADS = Path("build/deploy/schema-heads.json")
 REQUIRED_KEYS = ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "WEBAPP_PORT", "APP_ENV")
 
 
@@ -56,10 +57,7 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
             f"{record['image']} from {build_record} is not the built image "
             f"{record['id'][:19]} on this machine; run `nox -s build` again"
         )
-    head = docker(
-        "run", "--rm", "--network", "none", "-e", "DATABASE_URL=sqlite:////tmp/plan.db",
-        record["image"], "python", "-m", "webapp", "db", "head",
-    ).stdout.strip()  # fmt: skip
+    head = schema_head(record["image"], record["id"])
     return {
         "env": environment,
         "env_file": str(path),
@@ -74,6 +72,19 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
         "revision": record.get("revision", "unknown"),
         "schema_head": head,
     }
+
+
+def schema_head(image: str, image_id: str, cache: Path = HEADS) -> str:
+    """The schema revision the image's code expects; asked once per image ID."""
+    known: dict[str, str] = json.loads(cache.read_text()) if cache.is_file() else {}
+    if image_id not in known:
+        known[image_id] = docker(
+            "run", "--rm", "--network", "none", "-e", "DATABASE_URL=sqlite:////tmp/plan.db",
+            image, "python", "-m", "webapp", "db", "head",
+        ).stdout.strip()  # fmt: skip
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(known, indent=2) + "\n")
+    return known[image_id]
 
 
 def render(environment: str, image: str, overrides: dict[str, str], out: Path) -> dict[str, Any]:
