@@ -37,7 +37,7 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
     valid = [name for name in environments() if name in groups]
     if environment not in valid:
         raise KitError(
-            f"env={environment!r} is not an environment of this project; "
+            f"env={environment} is not an environment of this project; "
             f"use one of: {', '.join(valid)} (each needs a .env.<name> file and an "
             "inventory group)"
         )

@@ -121,24 +121,24 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Rel
         pytest.fail("build/image.json is missing; run `nox -s build` before the deploy tests")
     base = json.loads(source.read_text())
     directory = tmp_path_factory.mktemp("releases")
-    # Own tags, so a rebuild in the working tree during the session changes nothing here.
-    hosts.docker("tag", base["id"], "webapp:deploytest-v1")
+    # Own tags, unique to this run: neither a rebuild in the working tree nor another test
+    # run on the same engine can move them.
+    tag = f"webapp:deploytest-{os.getpid()}"
+    hosts.docker("tag", base["id"], f"{tag}-v1")
     v2 = _derived(
-        "webapp:deploytest-v1", "webapp:deploytest-v2",
+        f"{tag}-v1", f"{tag}-v2",
         "COPY change.txt /app/deploy-test-change.txt", "a code change\n",
     )  # fmt: skip
     # The app listens on another port than the one its healthcheck probes.
-    broken = _derived(
-        "webapp:deploytest-v1", "webapp:deploytest-broken", "ENV GUNICORN_BIND=0.0.0.0:8001"
-    )
+    broken = _derived(f"{tag}-v1", f"{tag}-broken", "ENV GUNICORN_BIND=0.0.0.0:8001")
     yield {
-        "v1": _record(base, "webapp:deploytest-v1", directory / "v1.json"),
+        "v1": _record(base, f"{tag}-v1", directory / "v1.json"),
         "v2": _record(base, v2, directory / "v2.json"),
         "broken": _record(base, broken, directory / "broken.json"),
     }
     # Untags v1 (the real build keeps its own tags) and removes the derived images.
-    hosts.docker("rmi", "webapp:deploytest-v2", "webapp:deploytest-broken", check=False)
-    hosts.docker("rmi", "webapp:deploytest-v1", check=False)
+    hosts.docker("rmi", f"{tag}-v2", f"{tag}-broken", check=False)
+    hosts.docker("rmi", f"{tag}-v1", check=False)
 
 
 @pytest.fixture(scope="session")
@@ -153,7 +153,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
         bare_image = hosts.host_image("bare-host")
         for name in ("web1", "web2"):
             started.append(hosts.start(name, docker_image, key.with_suffix(".pub"), systemd=False))
-        bare = hosts.start("bare", bare_image, key.with_suffix(".pub"), systemd=True)
+        bare = hosts.start("bare1", bare_image, key.with_suffix(".pub"), systemd=True)
         started.append(bare)
         inventory = hosts.inventory(
             workdir / "inventory.ini", key, started[:2], bare, sys.executable

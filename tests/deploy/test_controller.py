@@ -39,12 +39,12 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 def test_an_unknown_environment_names_the_valid_ones(project: Path) -> None:
     (project / ".env.dev").write_text("APP_ENV=dev\n")
-    with pytest.raises(KitError, match=r"env='staging' .* use one of: dev, prod \("):
+    with pytest.raises(KitError, match=r"env=staging .* use one of: dev, prod \("):
         deploy_plan.check("staging", ["dev", "prod", "bare"], project / "image.json")
 
 
 def test_an_environment_needs_an_inventory_group(project: Path) -> None:
-    with pytest.raises(KitError, match=r"env='prod' .* use one of:  \("):
+    with pytest.raises(KitError, match=r"env=prod .* use one of:  \("):
         deploy_plan.check("prod", ["dev"], project / "image.json")
 
 
