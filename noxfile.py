@@ -114,3 +114,12 @@ def e2e(session: nox.Session) -> None:
     """Run only the deploy tests against SSH + Docker test hosts (needs `nox -s build`)."""
     install_dev_tools(session)
     session.run("pytest", "-m", "deploy", "tests/deploy", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def bench(session: nox.Session) -> None:
+    """Measure HTTP, build and deploy against baselines: reports/bench.*; `-- --quick` < 3 min."""
+    if session.posargs not in ([], ["--quick"]):
+        session.error("Usage: nox -s bench [-- --quick]")
+    install_dev_tools(session)
+    session.run("python", "-m", "bench", *session.posargs)

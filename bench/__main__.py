@@ -1,0 +1,124 @@
+"""`python -m bench [--quick]`: measure, then write reports/bench.json, bench.md, bench.png.
+
+Phases: builds (cold, no-change, code change), HTTP load against the prod stack and the
+bare baselines with a Gunicorn workers x threads sweep, deploys to SSH + Docker test
+hosts against the naive way, and a redeploy under load. Run from the repository root.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import build_times, deploy_times, http_load, report, targets
+from kit import console, image
+from kit.console import KitError
+from kit.docker_cli import engine_ready
+from tests.deploy import hosts
+
+REPORTS = Path("reports")
+SWEEP = [(w, t) for w in (1, 2, 4) for t in (1, 2, 4)]
+DEFAULT = (2, 4)
+
+
+def machine() -> str:
+    memory_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            memory_kb = int(line.split()[1])
+    load = os.getloadavg()[0]
+    return f"{os.cpu_count()} cores, {memory_kb / 1e6:.1f} GB RAM, load {load:.1f} at start"
+
+
+def run(quick: bool) -> int:
+    engine_ready()
+    began = time.monotonic()
+    where = machine()
+    record = image.load_record()
+    seconds = 2 if quick else 15
+    hosts_count = 1 if quick else 2
+    # The default setting is measured with every scenario; the sweep adds the others.
+    sweep = [(1, 4), (4, 2)] if quick else [pair for pair in SWEEP if pair != DEFAULT]
+    flat: dict[str, float] = {}
+    details: dict = {"mode": "quick" if quick else "full", "hosts": hosts_count}
+    with tempfile.TemporaryDirectory(prefix="webapp-bench-") as scratch:
+        workdir = Path(scratch)
+        context = build_times.private_context(record, workdir / "context")
+        lab = None
+        try:
+            console.say("Phase 1/3: builds")
+            built = build_times.measure(context, quick=quick)
+            details["cold_scope"] = built.pop("cold_scope")
+            base = built.pop("base")
+            flat.update(built)
+            releases = {"v1": context.release("v1", workdir), "v2": context.release("v2", workdir)}
+            for tag in ("v3", "v4"):  # two more code changes: the redeploy, the naive run
+                context.change()
+                context.build(tag, base)
+                releases[tag] = context.release(tag, workdir)
+
+            console.say(f"Phase 2/3: HTTP load, wrk {seconds} s per scenario, on 127.0.0.1")
+            measured = http_load.measure(
+                f"{build_times.NAME}:v1",
+                seconds=seconds,
+                seed_count=30 if quick else 500,
+                sweep=sweep,
+            )
+            default = measured["scenarios"]
+            measured["sweep"].append(
+                {
+                    "workers": DEFAULT[0],
+                    "threads": DEFAULT[1],
+                    "get_note_rps": default["get_note"]["rps"],
+                    "create_note_rps": default["create_note"]["rps"],
+                }
+            )
+            for row in measured["sweep"]:
+                row.pop("best", None)
+            best = max(measured["sweep"], key=lambda r: r["get_note_rps"] * r["create_note_rps"])
+            best["best"] = True
+            measured["sweep"].sort(key=lambda r: (r["workers"], r["threads"]))
+            details.update(measured)
+            flat.update(http_load.flat_keys(measured))
+
+            console.say(f"Phase 3/3: deploys to {hosts_count} SSH + Docker test host(s)")
+            with console.step("Starting the test hosts"):
+                lab = deploy_times.start_lab(workdir, hosts_count)
+            deployed = deploy_times.measure(lab, releases, f"{build_times.NAME}:v4", quick=quick)
+            details["redeploy_max_latency_ms"] = deployed.pop("redeploy_max_latency_ms")
+            flat.update(deployed)
+        finally:
+            if lab is not None:
+                hosts.stop_all(lab.hosts)
+            build_times.remove(context)
+    verdicts = targets.evaluate(flat)
+    paths = report.write(REPORTS, flat, details, verdicts, where)
+    console.say(f"Bench done in {time.monotonic() - began:.0f} s: {', '.join(map(str, paths))}")
+    for verdict in verdicts:
+        console.detail(f"{'met   ' if verdict.met else 'MISSED'} {verdict.name}: {verdict.figure}")
+    winner = next(row for row in details["sweep"] if row.get("best"))
+    console.detail(f"best Gunicorn setting: {winner['workers']} workers x {winner['threads']} "
+                   f"threads (default {DEFAULT[0]} x {DEFAULT[1]})")  # fmt: skip
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="reduced run, under 3 minutes")
+    arguments = parser.parse_args(argv)
+    try:
+        return run(arguments.quick)
+    except KitError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

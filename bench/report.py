@@ -1,0 +1,184 @@
+"""reports/bench.json, bench.md and bench.png from one run's measurements."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from bench.targets import Verdict
+
+# The issue's key names, in its order: bench.json always holds exactly these.
+KEYS = (
+    "http.baseline_hello_rps", "http.baseline_sqlite_insert_rps",
+    "http.get_note_rps", "http.list_rps", "http.search_rps", "http.create_note_rps",
+    "http.update_note_rps", "http.get_note_p99_ms", "http.create_note_p99_ms", "http.errors",
+    "build.cold_s", "build.noop_s", "build.code_change_s", "build.image_bytes",
+    "build.base_image_bytes",
+    "deploy.first_s", "deploy.noop_s", "deploy.code_change_s", "deploy.naive_code_change_s",
+    "deploy.code_change_bytes_per_host", "deploy.naive_bytes_per_host",
+    "redeploy.requests", "redeploy.failed", "redeploy.max_gap_ms",
+)  # fmt: skip
+SCENARIOS = (
+    ("baseline_hello", "bare `/hello` (framework ceiling)"),
+    ("baseline_sqlite_insert", "bare sqlite3 `BEGIN IMMEDIATE` insert (write ceiling)"),
+    ("get_note", "`GET /api/notes/{id}`"),
+    ("list", "`GET /api/notes` (a page of 20)"),
+    ("search", "`GET /api/notes?q=`"),
+    ("create_note", "`POST /api/notes`"),
+    ("update_note", "`PUT /api/notes/{id}` with `If-Match`"),
+)
+
+
+class ReportError(ValueError):
+    """The measurements lack a key the report promises."""
+
+
+def nested(flat: dict[str, float]) -> dict[str, dict[str, float]]:
+    """{"http.x": 1} → {"http": {"x": 1}}, refusing a run that misses any promised key."""
+    missing = [key for key in KEYS if key not in flat]
+    if missing:
+        raise ReportError(f"the run measured no value for {', '.join(missing)}; rerun the bench")
+    out: dict[str, dict[str, float]] = {}
+    for key in KEYS:
+        group, name = key.split(".", 1)
+        out.setdefault(group, {})[name] = flat[key]
+    return out
+
+
+def _num(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+
+
+def markdown(
+    flat: dict[str, float],
+    details: dict[str, Any],
+    verdicts: list[Verdict],
+    machine: str,
+) -> str:
+    """The tables a person reads: HTTP, sweep, build, deploy, redeploy, targets."""
+    scenarios = details.get("scenarios", {})
+    lines = [f"Machine: {machine}. Mode: {details.get('mode', 'full')}.", ""]
+    lines += [
+        "| HTTP scenario | req/s | p50 ms | p99 ms | errors | wrk CPU % |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, label in SCENARIOS:
+        row = scenarios.get(name, {})
+        lines.append(
+            f"| {label} | {_num(row.get('rps', 0))} | {row.get('p50_ms', 0):.1f} "
+            f"| {row.get('p99_ms', 0):.1f} | {row.get('errors', 0)} "
+            f"| {row.get('generator_cpu_pct', 0):.0f} |"
+        )
+    sweep = details.get("sweep", [])
+    if sweep:
+        lines += [
+            "",
+            "| workers x threads | get_note req/s | create_note req/s |",
+            "|---|---:|---:|",
+        ]
+        for row in sweep:
+            mark = " (best)" if row.get("best") else ""
+            lines.append(
+                f"| {row['workers']} x {row['threads']}{mark} "
+                f"| {_num(row['get_note_rps'])} | {_num(row['create_note_rps'])} |"
+            )
+    lines += [
+        "",
+        "| build | figure |",
+        "|---|---:|",
+        f"| cold ({details.get('cold_scope', 'no base, no wheels, no cache')}) "
+        f"| {flat['build.cold_s']:.1f} s |",
+        f"| no-change rebuild | {flat['build.noop_s']:.1f} s |",
+        f"| code-only-change rebuild | {flat['build.code_change_s']:.1f} s |",
+        f"| image / base image | {flat['build.image_bytes'] / 1e6:.1f} MB / "
+        f"{flat['build.base_image_bytes'] / 1e6:.1f} MB |",
+        "",
+        f"| deploy ({details.get('hosts', 2)} hosts) | kit "
+        "| naive (`docker save` + `compose up`) |",
+        "|---|---:|---:|",
+        f"| first deploy | {flat['deploy.first_s']:.1f} s | |",
+        f"| no-change re-run | {flat['deploy.noop_s']:.1f} s | |",
+        f"| code-change redeploy | {flat['deploy.code_change_s']:.1f} s "
+        f"| {flat['deploy.naive_code_change_s']:.1f} s |",
+        f"| bytes shipped per host | {flat['deploy.code_change_bytes_per_host']:,.0f} "
+        f"| {flat['deploy.naive_bytes_per_host']:,.0f} |",
+        "",
+        "| redeploy under load | figure |",
+        "|---|---:|",
+        f"| requests | {flat['redeploy.requests']:,.0f} |",
+        f"| failed | {flat['redeploy.failed']:,.0f} |",
+        f"| longest gap without a success | {flat['redeploy.max_gap_ms']:,.0f} ms |",
+        f"| max latency | {details.get('redeploy_max_latency_ms', 0):,.0f} ms |",
+        "",
+        "| target | figure | met |",
+        "|---|---:|---|",
+    ]
+    lines += [f"| {v.name} | {v.figure} | {'yes' if v.met else 'MISSED'} |" for v in verdicts]
+    return "\n".join(lines) + "\n"
+
+
+def chart(flat: dict[str, float], path: Path) -> None:
+    """Three panels of ratios, each bar labelled with its figure: readable at a glance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, (http, deploy, redeploy) = plt.subplots(1, 3, figsize=(14, 4.5))
+    names = ["hello", "insert", "get", "list", "search", "create", "update"]
+    keys = [
+        "baseline_hello_rps", "baseline_sqlite_insert_rps", "get_note_rps", "list_rps",
+        "search_rps", "create_note_rps", "update_note_rps",
+    ]  # fmt: skip
+    values = [flat[f"http.{key}"] for key in keys]
+    colours = ["#999999", "#999999"] + ["#3b6ea5"] * 5
+    bars = http.bar(names, values, color=colours)
+    http.bar_label(bars, fmt="%.0f", fontsize=8)
+    http.set_title("HTTP req/s (grey: bare ceilings)")
+    pairs = [
+        ("first", flat["deploy.first_s"], "#3b6ea5"),
+        ("no-change", flat["deploy.noop_s"], "#3b6ea5"),
+        ("code change", flat["deploy.code_change_s"], "#3b6ea5"),
+        ("naive code\nchange", flat["deploy.naive_code_change_s"], "#c0504d"),
+    ]
+    bars = deploy.bar([p[0] for p in pairs], [p[1] for p in pairs], color=[p[2] for p in pairs])
+    deploy.bar_label(bars, fmt="%.1f s", fontsize=8)
+    deploy.set_title("Deploy time (s)")
+    shipped = [
+        flat["deploy.code_change_bytes_per_host"] / 1e6,
+        flat["deploy.naive_bytes_per_host"] / 1e6,
+    ]
+    bars = redeploy.bar(["kit", "naive"], shipped, color=["#3b6ea5", "#c0504d"])
+    redeploy.bar_label(bars, fmt="%.2f MB", fontsize=8)
+    redeploy.set_title(
+        "MB shipped per host, code change\n"
+        f"redeploy under load: {flat['redeploy.failed']:.0f} failed of "
+        f"{flat['redeploy.requests']:.0f}, max gap {flat['redeploy.max_gap_ms']:.0f} ms",
+        fontsize=9,
+    )
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def write(
+    directory: Path,
+    flat: dict[str, float],
+    details: dict[str, Any],
+    verdicts: list[Verdict],
+    machine: str,
+) -> list[Path]:
+    """Write the three report files; returns their paths."""
+    directory.mkdir(parents=True, exist_ok=True)
+    document = {
+        **nested(flat),
+        "targets": [{"target": v.name, "met": v.met, "figure": v.figure} for v in verdicts],
+        "details": details,
+        "machine": machine,
+    }
+    paths = [directory / "bench.json", directory / "bench.md", directory / "bench.png"]
+    paths[0].write_text(json.dumps(document, indent=2) + "\n")
+    paths[1].write_text(markdown(flat, details, verdicts, machine))
+    chart(flat, paths[2])
+    return paths

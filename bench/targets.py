@@ -1,0 +1,60 @@
+"""The issue's performance targets, evaluated against one run's figures.
+
+Targets are goals to report against, never assertions: a miss is printed and written to
+the report with the figures that decided it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MB = 1_000_000
+
+
+@dataclass(frozen=True)
+class Verdict:
+    name: str
+    met: bool
+    figure: str
+
+
+def _ratio(results: dict[str, float], top: str, bottom: str) -> float:
+    return results[top] / results[bottom] if results[bottom] else 0.0
+
+
+def evaluate(results: dict[str, float]) -> list[Verdict]:
+    """One verdict per target; `results` is the flat key → value dict of bench.json."""
+    get_ratio = _ratio(results, "http.get_note_rps", "http.baseline_hello_rps")
+    create_ratio = _ratio(results, "http.create_note_rps", "http.baseline_sqlite_insert_rps")
+    bytes_ratio = _ratio(
+        results, "deploy.code_change_bytes_per_host", "deploy.naive_bytes_per_host"
+    )
+    over_base = results["build.image_bytes"] - results["build.base_image_bytes"]
+    return [
+        Verdict("get_note_rps ≥ 0.6 x baseline_hello_rps", get_ratio >= 0.6, f"{get_ratio:.2f} x"),
+        Verdict(
+            "create_note_rps ≥ 0.5 x baseline_sqlite_insert_rps",
+            create_ratio >= 0.5,
+            f"{create_ratio:.2f} x",
+        ),
+        Verdict(
+            "deploy.noop_s ≤ 10 s",
+            results["deploy.noop_s"] <= 10,
+            f"{results['deploy.noop_s']:.1f} s",
+        ),
+        Verdict(
+            "deploy.code_change_s ≤ 30 s",
+            results["deploy.code_change_s"] <= 30,
+            f"{results['deploy.code_change_s']:.1f} s",
+        ),
+        Verdict(
+            "code_change_bytes_per_host ≤ 0.1 x naive_bytes_per_host",
+            bytes_ratio <= 0.1,
+            f"{bytes_ratio:.4f} x",
+        ),
+        Verdict(
+            "image ≤ base image + 60 MB",
+            over_base <= 60 * MB,
+            f"+{over_base / MB:.1f} MB",
+        ),
+    ]

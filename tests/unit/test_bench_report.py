@@ -1,0 +1,71 @@
+"""Rendering reports/bench.json, bench.md and bench.png from one run's figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.report import KEYS, ReportError, markdown, nested, write
+from bench.targets import evaluate
+
+FLAT = {key: float(number + 1) for number, key in enumerate(KEYS)}
+FLAT.update(
+    {
+        "http.baseline_hello_rps": 2000.0,
+        "http.get_note_rps": 900.0,
+        "deploy.code_change_bytes_per_host": 40_960.0,
+        "deploy.naive_bytes_per_host": 214_208_512.0,
+        "build.image_bytes": 206_900_000.0,
+        "build.base_image_bytes": 155_400_000.0,
+    }
+)
+DETAILS = {
+    "mode": "quick",
+    "hosts": 1,
+    "cold_scope": "no wheels, no layer cache, local base reused",
+    "scenarios": {"get_note": {"rps": 900.0, "p50_ms": 4.0, "p99_ms": 30.0, "errors": 2}},
+    "sweep": [
+        {"workers": 1, "threads": 4, "get_note_rps": 500.0, "create_note_rps": 300.0},
+        {"workers": 2, "threads": 4, "get_note_rps": 900.0, "create_note_rps": 350.0, "best": 1},
+    ],
+    "redeploy_max_latency_ms": 1234.0,
+}
+
+
+def test_json_groups_exactly_the_issues_keys() -> None:
+    document = nested(FLAT)
+    assert sorted(f"{group}.{name}" for group in document for name in document[group]) == sorted(
+        KEYS
+    )
+    assert document["http"]["get_note_rps"] == 900.0
+
+
+def test_a_missing_key_is_refused_by_name() -> None:
+    partial = {k: v for k, v in FLAT.items() if k not in ("redeploy.failed", "build.noop_s")}
+    with pytest.raises(ReportError, match=r"no value for build\.noop_s, redeploy\.failed"):
+        nested(partial)
+
+
+def test_markdown_shows_figures_sweep_winner_and_missed_targets() -> None:
+    text = markdown(FLAT, DETAILS, evaluate(FLAT), "2 cores, 8.0 GB RAM")
+    assert text.startswith("Machine: 2 cores, 8.0 GB RAM. Mode: quick.")
+    assert "| `GET /api/notes/{id}` | 900 | 4.0 | 30.0 | 2 |" in text
+    assert "| 2 x 4 (best) | 900 | 350 |" in text
+    assert "| 1 x 4 | 500 | 300 |" in text
+    assert "| image / base image | 206.9 MB / 155.4 MB |" in text
+    assert "| bytes shipped per host | 40,960 | 214,208,512 |" in text
+    # get_note is 0.45 x hello: missed; the image is +51.5 MB: met.
+    assert "| get_note_rps ≥ 0.6 x baseline_hello_rps | 0.45 x | MISSED |" in text
+    assert "| image ≤ base image + 60 MB | +51.5 MB | yes |" in text
+
+
+def test_write_makes_json_markdown_and_a_png(tmp_path: Path) -> None:
+    paths = write(tmp_path / "reports", FLAT, DETAILS, evaluate(FLAT), "2 cores")
+    assert [p.name for p in paths] == ["bench.json", "bench.md", "bench.png"]
+    document = json.loads(paths[0].read_text())
+    assert document["redeploy"]["max_gap_ms"] == FLAT["redeploy.max_gap_ms"]
+    assert {t["met"] for t in document["targets"]} == {True, False}
+    assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert paths[2].stat().st_size > 10_000

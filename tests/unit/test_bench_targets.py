@@ -1,0 +1,51 @@
+"""The issue's targets, judged from one run's figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.targets import evaluate
+
+MET = {
+    "http.baseline_hello_rps": 1000.0,
+    "http.get_note_rps": 600.0,
+    "http.baseline_sqlite_insert_rps": 800.0,
+    "http.create_note_rps": 400.0,
+    "deploy.noop_s": 10.0,
+    "deploy.code_change_s": 30.0,
+    "deploy.code_change_bytes_per_host": 20_000_000,
+    "deploy.naive_bytes_per_host": 200_000_000,
+    "build.image_bytes": 215_000_000,
+    "build.base_image_bytes": 155_000_000,
+}
+
+
+def test_figures_exactly_on_every_bound_meet_every_target() -> None:
+    verdicts = evaluate(MET)
+    assert len(verdicts) == 6
+    assert all(v.met for v in verdicts), [v for v in verdicts if not v.met]
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "missed", "figure"),
+    [
+        ("http.get_note_rps", 599.0, "get_note_rps", "0.60 x"),
+        ("http.create_note_rps", 399.0, "create_note_rps", "0.50 x"),
+        ("deploy.noop_s", 10.05, "deploy.noop_s", "10.1 s"),
+        ("deploy.code_change_s", 31.0, "deploy.code_change_s", "31.0 s"),
+        ("deploy.code_change_bytes_per_host", 20_000_001, "code_change_bytes", "0.1000 x"),
+        ("build.image_bytes", 215_000_001, "image", "+60.0 MB"),
+    ],
+)
+def test_each_target_is_missed_just_past_its_bound(
+    key: str, value: float, missed: str, figure: str
+) -> None:
+    verdicts = evaluate({**MET, key: value})
+    failed = [v for v in verdicts if not v.met]
+    assert len(failed) == 1 and failed[0].name.startswith(missed)
+    assert failed[0].figure == figure
+
+
+def test_a_zero_baseline_is_a_miss_not_a_division_error() -> None:
+    verdicts = evaluate({**MET, "http.baseline_hello_rps": 0.0})
+    assert not verdicts[0].met
