@@ -30,6 +30,8 @@ from kit.console import KitError
 from tests.deploy import hosts
 
 ANSIBLE_DIR = Path("ansible").resolve()
+# Kept after the run (reports/ is git-ignored), with ansible's per-task times.
+LOGS = Path("reports/deploy-logs")
 SHIPPED = re.compile(r"Shipping \S+: (\d+) bytes")
 # Bounds for every loop: no deploy and no load run may outlast these.
 DEPLOY_TIMEOUT_S = 900
@@ -52,6 +54,7 @@ class Lab:
     inventory: Path
     hosts: list[hosts.Host]
     secret: str = field(default_factory=lambda: secrets.token_urlsafe(36))
+    deploys: int = 0
 
     def deploy(self, record: Path) -> tuple[float, list[int]]:
         """`deploy.yml -e env=prod` with this build record: seconds and bytes per host."""
@@ -64,6 +67,8 @@ class Lab:
             **os.environ,
             "WEBAPP_SECRET_KEY": self.secret,
             "ANSIBLE_NOCOLOR": "1",
+            # Per-task times in the kept log: where a slow deploy spends its time.
+            "ANSIBLE_CALLBACKS_ENABLED": "ansible.posix.profile_tasks",
             "PATH": f"{Path(_playbook()).parent}:{os.environ['PATH']}",
         }
         started = time.monotonic()
@@ -73,7 +78,9 @@ class Lab:
         )  # fmt: skip
         seconds = time.monotonic() - started
         output = result.stdout + result.stderr
-        log = self.workdir / f"deploy-{record.stem}.log"
+        LOGS.mkdir(parents=True, exist_ok=True)
+        self.deploys += 1
+        log = LOGS / f"{self.deploys}-deploy-{record.stem}.log"
         log.write_text(output)
         if result.returncode != 0:
             raise KitError(f"the bench deploy of {record.stem} failed (exit "
