@@ -19,7 +19,7 @@ nox.options.sessions = ["lint", "test"]
 PYTHON = "3.11"
 APP_LOCK = "requirements/app.txt"
 DEV_LOCK = "requirements/dev.txt"
-LINT_PATHS = ["webapp", "tests", "kit", "noxfile.py", "gunicorn.conf.py"]
+LINT_PATHS = ["webapp", "tests", "kit", "bench", "noxfile.py", "gunicorn.conf.py"]
 
 
 def install_dev_tools(session: nox.Session) -> None:
