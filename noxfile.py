@@ -34,6 +34,7 @@ def lint(session: nox.Session) -> None:
     install_dev_tools(session)
     session.run("ruff", "check", *LINT_PATHS, *session.posargs)
     session.run("ruff", "format", "--check", *LINT_PATHS)
+    session.run("mypy", "webapp", "kit")
     session.run("yamllint", "--strict", ".")
 
 

@@ -78,7 +78,9 @@ def present_prefix(diff_ids: list[str], present: list[list[str]]) -> int:
     return best
 
 
-def pack(tag: str, image_id: str, present: list[list[str]], cache: Path = CACHE) -> dict:
+def pack(
+    tag: str, image_id: str, present: list[list[str]], cache: Path = CACHE
+) -> dict[str, object]:
     """An archive of TAG without the layer files the host has; cached per skipped count."""
     full = export(tag, image_id, cache)
     with tarfile.open(full) as source:
