@@ -19,7 +19,7 @@ nox.options.sessions = ["lint", "test"]
 PYTHON = "3.11"
 APP_LOCK = "requirements/app.txt"
 DEV_LOCK = "requirements/dev.txt"
-LINT_PATHS = ["webapp", "tests", "kit", "bench", "noxfile.py", "gunicorn.conf.py"]
+LINT_PATHS = ["webapp", "tests", "kit", "bench", "drills", "noxfile.py", "gunicorn.conf.py"]
 
 
 def install_dev_tools(session: nox.Session) -> None:
@@ -34,7 +34,7 @@ def lint(session: nox.Session) -> None:
     install_dev_tools(session)
     session.run("ruff", "check", *LINT_PATHS, *session.posargs)
     session.run("ruff", "format", "--check", *LINT_PATHS)
-    session.run("mypy", "webapp", "kit")
+    session.run("mypy", "webapp", "kit", "drills")
     session.run("yamllint", "--strict", ".")
 
 
@@ -124,3 +124,10 @@ def bench(session: nox.Session) -> None:
         session.error("Usage: nox -s bench [-- --quick]")
     install_dev_tools(session)
     session.run("python", "-m", "bench", *session.posargs)
+
+
+@nox.session(python=PYTHON, default=False)
+def drills(session: nox.Session) -> None:
+    """Attack the prod stack and test hosts: reports/drills.*; `-- --quick` < 5 min."""
+    install_dev_tools(session)
+    session.run("python", "-m", "drills", *session.posargs)
