@@ -26,6 +26,37 @@ from kit.image import load_record
 
 HEADS = Path("build/deploy/schema-heads.json")
 REQUIRED_KEYS = ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "WEBAPP_PORT", "APP_ENV")
+# Values the containers would refuse at start (webapp/settings.py, gunicorn.conf.py, the
+# `db serve` options): refused here instead, before a host is touched. Whole-number
+# ranges as (minimum, maximum); a tuple of strings lists the allowed words.
+VALUE_RULES: dict[str, tuple[int, int] | tuple[str, ...]] = {
+    "APP_ENV": ("dev", "prod"),
+    "LOG_LEVEL": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+    "WEBAPP_PORT": (1, 65535),
+    "GUNICORN_WORKERS": (1, 64),
+    "GUNICORN_THREADS": (1, 256),
+    "GUNICORN_TIMEOUT": (1, 3600),
+    "GUNICORN_GRACEFUL_TIMEOUT": (1, 3600),
+    "GUNICORN_MAX_REQUESTS": (0, 10_000_000),
+    "BACKUP_INTERVAL": (1, 10_000_000),
+    "BACKUP_KEEP": (1, 10_000),
+}
+
+
+def bad_value(key: str, value: str) -> str | None:
+    """Why `value` is refused for `key`, or None; an empty value means compose's default."""
+    rule = VALUE_RULES.get(key)
+    if rule is None or value == "":
+        return None
+    if isinstance(rule[0], str):
+        if key == "LOG_LEVEL":
+            value = value.upper()
+        return None if value in rule else f"one of: {', '.join(map(str, rule))}"
+    low, high = rule
+    assert isinstance(low, int) and isinstance(high, int)
+    if value.isdigit() and low <= int(value) <= high:
+        return None
+    return f"a whole number from {low} to {high}"
 
 
 def environments() -> list[str]:
@@ -46,6 +77,10 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
     missing = [key for key in REQUIRED_KEYS if not values.get(key)]
     if missing:
         raise KitError(f"{path} lacks {', '.join(missing)}; add them (see .env.prod)")
+    for key, value in values.items():
+        expected = bad_value(key, value)
+        if expected is not None:
+            raise KitError(f"{path}: {key}={value!r} is not valid; set it to {expected}")
     compose_files = values["COMPOSE_FILE"].split(":")
     absent = [name for name in compose_files if not Path(name).is_file()]
     if absent:
