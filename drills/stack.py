@@ -1,0 +1,191 @@
+"""One drill's own prod stack: started, attacked over loopback, always removed.
+
+Wraps tests/container/compose_stack.py (the way the container tests drive the kit's
+compose files) with what every drill needs: a project named `drills-<name>-<pid>`, a free
+127.0.0.1 port, a prod secret file owned by UID 10001 with mode 0600, the image from
+build/image.json, and teardown with volumes even when the drill crashes.
+
+    from drills import stack
+
+    def run(context: DrillContext) -> DrillOutcome:
+        outcome = DrillOutcome(name="mine")
+        with stack.running(context, "mine", BACKUP_INTERVAL="3") as prod:
+            answer = prod.http.request("POST", "/api/notes", {"title": "t"})
+            assert answer.status == 201 and answer.json()["id"]
+            raw = prod.http.send("POST", "/api/notes", b'{"title": "\\xff"}')
+            ok = prod.integrity_check() == "ok"  # sqlite3 inside the sqlite service
+            prod.exec("app", "id", "-u")         # `compose exec -T app id -u`
+        return outcome
+
+`running(...)` takes extra compose variables as keywords (they win over .env.prod); for a
+compose override file pass `COMPOSE_FILE=stack.compose_files(path)` (the disk_full drill
+puts app_data on tmpfs that way).
+Each thread should make its own `Client` (`prod.client()`): it keeps one connection.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from drills.outcome import DrillContext
+from kit import console
+from tests.container import compose_stack
+from tests.container.compose_stack import Response
+
+APP_UID = compose_stack.APP_UID
+BASE_FILES = ["compose/compose.yaml", "compose/compose.prod.yaml"]
+
+
+@dataclass
+class Client:
+    """HTTP/1.1 to one 127.0.0.1 port over a kept-alive connection; reconnects on failure.
+
+    Not thread-safe: one per thread. Raises OSError or http.client.HTTPException when the
+    server is unreachable or drops the connection (a crash drill counts those).
+    """
+
+    port: int
+    timeout: float = 15.0
+    connection: http.client.HTTPConnection | None = None
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        content_type: str | None = "application/json",
+    ) -> Response:
+        """Send `body` as given (any bytes at all) and return the full answer."""
+        sent = dict(headers or {})
+        if body is not None and content_type is not None:
+            sent.setdefault("Content-Type", content_type)
+        if self.connection is None:
+            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, self.timeout)
+        try:
+            self.connection.request(method, path, body=body, headers=sent)
+            answer = self.connection.getresponse()
+            data = answer.read()
+        except (OSError, http.client.HTTPException):
+            self.close()
+            raise
+        if answer.will_close:
+            self.close()
+        return Response(answer.status, dict(answer.headers.items()), data)
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        payload: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
+        """Send `payload` as JSON (None: no body)."""
+        body = None if payload is None else json.dumps(payload).encode()
+        return self.send(method, path, body, headers)
+
+    def close(self) -> None:
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+
+
+def is_problem(answer: Response) -> bool:
+    """An error answer as the API promises it: problem+json with its status inside."""
+    kind = next((v for k, v in answer.headers.items() if k.lower() == "content-type"), "")
+    if not kind.startswith("application/problem+json"):
+        return False
+    try:
+        document = answer.json()
+    except ValueError:
+        return False
+    return isinstance(document, dict) and document.get("status") == answer.status
+
+
+@dataclass
+class DrillStack:
+    """A started prod stack: compose, exec, HTTP and the database's integrity check."""
+
+    compose: compose_stack.Stack
+    http: Client
+
+    @property
+    def port(self) -> int:
+        return self.compose.port
+
+    @property
+    def project(self) -> str:
+        return self.compose.project
+
+    def client(self, timeout: float = 15.0) -> Client:
+        return Client(self.port, timeout)
+
+    def exec(self, service: str, *argv: str, check: bool = True) -> str:
+        return self.compose.exec(service, *argv, check=check)
+
+    def integrity_check(self) -> str:
+        """`PRAGMA integrity_check` by the operators' sqlite3 CLI: "ok" or what is wrong."""
+        result = self.compose.compose(
+            "exec", "-T", "sqlite", "sqlite3", "/data/app.db", "PRAGMA integrity_check;",
+            check=False,
+        )  # fmt: skip
+        if result.returncode != 0:
+            return f"sqlite3 exited {result.returncode}: {result.stderr.strip()[-200:]}"
+        return result.stdout.strip()
+
+    def count_notes(self) -> int:
+        return int(self.compose.sql("SELECT count(*) FROM notes;"))
+
+    def up(self, *services: str) -> None:
+        self.compose.up(*services)
+
+
+def secret_file(directory: Path) -> Path:
+    """A prod key file as operators make it: 48 random bytes, owned by 10001, 0600."""
+    path = directory / "secret_key"
+    path.write_text(secrets.token_urlsafe(48) + "\n")
+    path.chmod(0o600)
+    if os.geteuid() == 0:
+        os.chown(path, APP_UID, APP_UID)
+    else:  # without root the container user can only read it if everyone can
+        path.chmod(0o644)
+    return path
+
+
+def compose_files(*extra: Path) -> str:
+    """A COMPOSE_FILE value: the prod files, then `extra` overrides (absolute paths)."""
+    return ":".join([*BASE_FILES, *(str(path.resolve()) for path in extra)])
+
+
+def project_name(name: str) -> str:
+    return f"drills-{name.replace('_', '-')}-{os.getpid()}"
+
+
+@contextmanager
+def running(
+    context: DrillContext,
+    name: str,
+    **variables: str,
+) -> Iterator[DrillStack]:
+    """Start the prod stack for drill `name`, yield it, and remove it with its volumes."""
+    key = secret_file(context.scratch)
+    settings = {"WEBAPP_SECRET_KEY_FILE": str(key), **variables}
+    prod = compose_stack.Stack(
+        "prod", project_name(name), compose_stack.free_port(), context.image, settings
+    )
+    started = DrillStack(prod, Client(prod.port))
+    try:
+        with console.step(f"Starting prod stack {prod.project} on 127.0.0.1:{prod.port}"):
+            prod.up()
+        yield started
+    finally:
+        started.http.close()
+        prod.compose("down", "--volumes", "--remove-orphans", "--timeout", "5", check=False)
