@@ -38,7 +38,7 @@ from typing import Any
 from drills.outcome import DrillContext
 from kit import console
 from tests.container import compose_stack
-from tests.container.compose_stack import Response
+from tests.container.compose_stack import Response as Response
 
 APP_UID = compose_stack.APP_UID
 BASE_FILES = ["compose/compose.yaml", "compose/compose.prod.yaml"]
@@ -68,10 +68,23 @@ class Client:
         sent = dict(headers or {})
         if body is not None and content_type is not None:
             sent.setdefault("Content-Type", content_type)
+        reused = self.connection is not None
+        try:
+            return self._exchange(method, path, body, sent)
+        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            if not reused:
+                raise
+        # Gunicorn closes idle kept-alive connections (keepalive 2 s): a connection that
+        # sat idle may be gone before the request reached the app, so retry once afresh.
+        return self._exchange(method, path, body, sent)
+
+    def _exchange(
+        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
+    ) -> Response:
         if self.connection is None:
             self.connection = http.client.HTTPConnection("127.0.0.1", self.port, self.timeout)
         try:
-            self.connection.request(method, path, body=body, headers=sent)
+            self.connection.request(method, path, body=body, headers=headers)
             answer = self.connection.getresponse()
             data = answer.read()
         except (OSError, http.client.HTTPException):
