@@ -3,7 +3,8 @@
 - Each service runs as UID 10001, on a read-only root filesystem, with every capability
   dropped (CapEff 0 in /proc/1/status) and no-new-privileges, both as configured
   (`docker inspect`) and as seen from inside (a write to / fails).
-- The HTML page sends CSP (with frame-ancestors) and the other security headers.
+- The HTML page sends CSP (with frame-ancestors) and the other security headers, and so
+  does an error page.
 - A forged form post is rejected: no CSRF token, a wrong one, or a JSON write sent as a
   form. A genuine post with the page's token succeeds, so the refusals mean something.
 - hadolint passes on the Dockerfile.
@@ -129,11 +130,13 @@ def form(fields: dict[str, str]) -> bytes:
 
 
 def check_page(prod: stack.DrillStack, outcome: DrillOutcome) -> int:
-    page = prod.http.request("GET", "/")
     failures = 0
-    for problem in header_problems(page.headers):
-        outcome.fail(f"GET /: {problem}")
-        failures += 1
+    # Error pages are rendered by other views; they must carry the headers too.
+    for path in ("/no/such/page", "/"):
+        page = prod.http.request("GET", path)
+        for problem in header_problems(page.headers):
+            outcome.fail(f"GET {path} ({page.status}): {problem}")
+            failures += 1
     cookie = (header(page.headers, "Set-Cookie") or "").split(";", 1)[0]
     match = _TOKEN.search(page.body.decode(errors="replace"))
     if not outcome.check(bool(cookie and match), "GET / gave no session cookie or CSRF token"):
@@ -210,6 +213,6 @@ def run(context: DrillContext) -> DrillOutcome:
     outcome.figures["hardening.failures"] = failures
     outcome.notes.append(
         "checked: UID 10001, read-only root, CapEff 0, NoNewPrivs in app and sqlite; CSP and "
-        "security headers on /; 6 forged posts refused, a genuine one accepted; hadolint"
+        "security headers on / and a 404; 6 forged posts refused, a genuine one accepted; hadolint"
     )
     return outcome

@@ -6,7 +6,7 @@ After the app has been exercised, errors included, the key's value is searched f
 - every layer of the image (`docker save`, each layer tar scanned byte for byte; a
   string known to be in the image's code must be found too, or the scan is blind),
 - `docker inspect` of both containers (env, labels, mounts, command),
-- both containers' logs,
+- both containers' logs, and the exercised answers' headers and bodies,
 - the one-line refusals of a container given that key in a refused form (beside a key
   file, with a placeholder marker, cut short): the message must never echo it.
 
@@ -29,6 +29,7 @@ from typing import IO
 from drills import stack
 from drills.outcome import DrillContext, DrillOutcome
 from kit import console
+from tests.container.compose_stack import Response
 from webapp.settings import DEV_SECRET
 
 CHUNK = 1 << 20
@@ -87,7 +88,7 @@ def docker(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]
     )
 
 
-def exercise(prod: stack.DrillStack) -> int:
+def exercise(prod: stack.DrillStack) -> list[Response]:
     """Requests that make the app log: pages, writes, conflicts and every kind of error."""
     client = prod.client()
     answers = [
@@ -111,7 +112,7 @@ def exercise(prod: stack.DrillStack) -> int:
         answers.append(client.request("PUT", path, {"title": "t"}, {"If-Match": '"stale"'}))
         answers.append(client.request("DELETE", path))
     client.close()
-    return len(answers)
+    return answers
 
 
 def refusal_outputs(image: str, key: str) -> dict[str, str]:
@@ -143,7 +144,11 @@ def run(context: DrillContext) -> DrillOutcome:
         key = (context.scratch / "secret_key").read_text().strip()
         needle = key.encode()
         with console.step("Exercising the app, errors included"):
-            requests = exercise(prod)
+            answers = exercise(prod)
+            requests = len(answers)
+            for answer in answers:
+                if needle in answer.body or key in json.dumps(answer.headers):
+                    leak(f"an HTTP answer with status {answer.status}")
         with console.step("Searching docker inspect and the logs of both services"):
             for service in SERVICES:
                 if key in json.dumps(prod.compose.inspect(service)):

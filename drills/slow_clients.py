@@ -297,7 +297,7 @@ def drill_once(
 
 def run(context: DrillContext) -> DrillOutcome:
     outcome = DrillOutcome(name="slow_clients")
-    seconds = 12.0 if context.quick else 30.0
+    seconds = 10.0 if context.quick else 30.0
     result = drill_once(context, outcome, "prod settings (2 workers x 4 threads)", seconds)
     outcome.figures["slow_clients.connections"] = CONNECTIONS
     outcome.figures["slow_clients.normal_success_rate"] = round(result.attacked.success_rate, 4)
