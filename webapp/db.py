@@ -14,6 +14,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from webapp.write_gate import WriteGate
+
 BUSY_TIMEOUT_MS = 5000
 
 # Primary result codes (the low byte of the extended code) that call for a retry.
@@ -58,10 +60,20 @@ def make_engine(url: str, *, busy_timeout_ms: int | None = None, **kwargs: Any) 
         finally:
             cursor.close()
 
+    gate = WriteGate(engine.url.database, busy_timeout_ms / 1000)
+
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
+        if mode == "IMMEDIATE":
+            gate.enter(conn.connection._connection_record)
         conn.exec_driver_sql(f"BEGIN {mode}")
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        # After the pool's reset has rolled back or the commit has run: SQLite's lock is
+        # free, so the next writer's turn starts now.
+        gate.leave(record)
 
     @event.listens_for(engine, "handle_error")
     def _on_error(context: Any) -> None:
@@ -114,6 +126,11 @@ def session_factories(
     }
 
 
+def writes(request: Any) -> bool:
+    """Whether a request may change data: only those run inside a managed transaction."""
+    return request.method not in ("GET", "HEAD")
+
+
 def includeme(config: Any) -> None:
     """Give every request `request.dbsession`, joined to the request's transaction."""
     config.registry["dbsession_factories"] = session_factories(
@@ -122,8 +139,13 @@ def includeme(config: Any) -> None:
 
     def dbsession(request: Any) -> Session:
         factories = request.registry["dbsession_factories"]
-        kind = "read" if request.method in ("GET", "HEAD") else "write"
-        session: Session = factories[kind](info={"request": request})
+        if not writes(request):
+            # A read has nothing to commit: no transaction manager, no data manager and
+            # its seven session listeners, just the connection back to the pool at the end.
+            reading: Session = factories["read"](info={"request": request})
+            request.add_finished_callback(lambda _request: reading.close())
+            return reading
+        session: Session = factories["write"](info={"request": request})
         # pyramid_tm commits or aborts; views never commit.
         zope.sqlalchemy.register(session, transaction_manager=request.tm)
         return session

@@ -4,6 +4,7 @@ against a migrated file and expects no difference.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +35,34 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-class Note(Base):
+class NoteShape:
+    """What a note looks like to clients, shared by the mapped Note and NoteRecord."""
+
+    id: Any
+    title: Any
+    body: Any
+    tags: Any
+    created_at: Any
+    updated_at: Any
+    version: Any
+
+    @property
+    def etag(self) -> str:
+        return f'"v{self.version}"'
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "body": self.body,
+            "tags": list(self.tags),
+            "created_at": iso_utc(self.created_at),
+            "updated_at": iso_utc(self.updated_at),
+            "version": self.version,
+        }
+
+
+class Note(NoteShape, Base):
     __tablename__ = "notes"
     # AUTOINCREMENT: ids are never reused after a delete, so a stale cursor or ETag can
     # never point at a different note.
@@ -51,20 +79,20 @@ class Note(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime, nullable=False, default=utcnow)
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
-    @property
-    def etag(self) -> str:
-        return f'"v{self.version}"'
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "title": self.title,
-            "body": self.body,
-            "tags": list(self.tags),
-            "created_at": iso_utc(self.created_at),
-            "updated_at": iso_utc(self.updated_at),
-            "version": self.version,
-        }
+@dataclass(slots=True, frozen=True)
+class NoteRecord(NoteShape):
+    """A note as read, outside any session: what GET requests show. Making one costs a
+    fraction of a mapped instance, whose attribute instrumentation reads never need.
+    """
+
+    id: int
+    title: str
+    body: str
+    tags: list[str]
+    created_at: datetime
+    updated_at: datetime
+    version: int
 
 
 def iso_utc(value: datetime) -> str:

@@ -2,39 +2,60 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Integer, column, select, text, update
+from typing import Any
+
+from sqlalchemy import Integer, bindparam, column, select, text, update
 from sqlalchemy.orm import Session
 
 from webapp.cursor import ID_MAX
-from webapp.models import Note, utcnow
+from webapp.models import Note, NoteRecord, utcnow
 from webapp.note_input import NoteInput
 from webapp.search import fts_query
 
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100
 
+# Reads go through SQLAlchemy Core, not the ORM's identity map and unit of work: a
+# read changes nothing, and the ORM's bookkeeping cost more than the query itself.
+# The notes they return are plain records, in no session.
+_NOTES = Note.__table__
+_BY_ID = select(_NOTES).where(_NOTES.c.id == bindparam("note_id"))
+
+
+def _record(row: Any) -> NoteRecord:
+    return NoteRecord(*row)
+
 
 def page(
     session: Session, *, q: str = "", limit: int = LIMIT_DEFAULT, before: int | None = None
-) -> tuple[list[Note], int | None]:
+) -> tuple[list[NoteRecord], int | None]:
     """Newest first, `limit` notes older than id `before`; and the id to continue from."""
-    stmt = select(Note).order_by(Note.id.desc()).limit(limit + 1)
+    stmt = select(_NOTES).order_by(_NOTES.c.id.desc()).limit(limit + 1)
     if before is not None and before <= ID_MAX:  # beyond int64 SQLite cannot compare
-        stmt = stmt.where(Note.id < before)
+        stmt = stmt.where(_NOTES.c.id < before)
     match = fts_query(q)
     if match is not None:
         hits = text("SELECT rowid FROM notes_fts WHERE notes_fts MATCH :match").bindparams(
             match=match
         )
-        stmt = stmt.where(Note.id.in_(hits.columns(column("rowid", Integer))))
-    notes = list(session.scalars(stmt))
+        stmt = stmt.where(_NOTES.c.id.in_(hits.columns(column("rowid", Integer))))
+    notes = [_record(row) for row in session.connection().execute(stmt)]
     if len(notes) > limit:
         notes = notes[:limit]
         return notes, notes[-1].id
     return notes, None
 
 
+def read(session: Session, note_id: int) -> NoteRecord | None:
+    """The note to show, in no session: for requests that will not change it."""
+    if not 1 <= note_id <= ID_MAX:
+        return None
+    row = session.connection().execute(_BY_ID, {"note_id": note_id}).first()
+    return None if row is None else _record(row)
+
+
 def get(session: Session, note_id: int) -> Note | None:
+    """The note to change, attached to `session`."""
     if not 1 <= note_id <= ID_MAX:
         return None
     return session.get(Note, note_id)

@@ -15,7 +15,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from webapp import cursor, notes
-from webapp.models import Note
+from webapp.models import Note, NoteShape
 from webapp.note_input import NoteInput, parse_json, validate
 from webapp.problems import Problem
 from webapp.search import Q_MAX
@@ -23,7 +23,7 @@ from webapp.search import Q_MAX
 JSON_TYPES = ("application/json",)
 
 
-def _note_response(request: Request, note: Note, status: int = 200) -> Response:
+def _note_response(request: Request, note: NoteShape, status: int = 200) -> Response:
     response = request.response
     response.status_int = status
     response.content_type = "application/json"
@@ -41,11 +41,16 @@ def _note_id(request: Request) -> int:
     return int(raw)
 
 
+def _missing(note_id: int) -> Problem:
+    return Problem(404, f"no note with id {note_id}")
+
+
 def _load(request: Request) -> Note:
+    """The note to change, attached to the request's write session."""
     note_id = _note_id(request)
     note = notes.get(request.dbsession, note_id)
     if note is None:
-        raise Problem(404, f"no note with id {note_id}")
+        raise _missing(note_id)
     return note
 
 
@@ -94,7 +99,11 @@ def create_note(request: Request) -> Response:
 
 @view_config(route_name="note", request_method="GET")
 def get_note(request: Request) -> Response:
-    return _note_response(request, _load(request))
+    note_id = _note_id(request)
+    note = notes.read(request.dbsession, note_id)
+    if note is None:
+        raise _missing(note_id)
+    return _note_response(request, note)
 
 
 IF_MATCH_MAX = 200
