@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import http.client
 import threading
-from collections import Counter
+from collections import defaultdict
 from dataclasses import dataclass, field
 
 from drills import stack
@@ -57,11 +57,16 @@ def lost_updates(acks: list[Ack], final_version: int, final_body: str) -> int:
     same version mean one overwrote the other; a version the note never reached was not
     kept; and the note's body must be the one acknowledged with its final version.
     """
-    claims = Counter(ack.version for ack in acks)
-    lost = sum(count - 1 for count in claims.values())
-    lost += sum(count for version, count in claims.items() if not 2 <= version <= final_version)
+    claims: dict[int, list[str]] = defaultdict(list)
     for ack in acks:
-        if ack.version == final_version and ack.body != final_body:
+        claims[ack.version].append(ack.body)
+    lost = 0
+    for version, bodies in claims.items():
+        if not 2 <= version <= final_version:
+            lost += len(bodies)
+            continue
+        lost += len(bodies) - 1  # at most one of them can hold that version
+        if version == final_version and final_body not in bodies:
             lost += 1
     return lost
 
