@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
+import pyramid_tm
 from pyramid.config import Configurator
 from pyramid.csrf import SessionCSRFStoragePolicy
 from pyramid.session import SignedCookieSessionFactory
-from pyramid.tweens import INGRESS
+from pyramid.tweens import EXCVIEW, INGRESS
 from sqlalchemy.engine import Engine
 
 from webapp import body_limit, db, jsonlog
+from webapp.app_request import AppRequest
 from webapp.note_input import REQUEST_MAX
 from webapp.settings import Settings
 
@@ -25,7 +27,7 @@ def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
             "webapp.engine": engine,
             # A few attempts absorb a writer that held the lock past busy_timeout.
             "retry.attempts": 3,
-            "tm.manager_hook": "pyramid_tm.explicit_manager",
+            "tm.manager_hook": pyramid_tm.explicit_manager,
             # Reads skip the transaction manager (see webapp.db.writes); there is no
             # authentication, so there is no user to note on a transaction either.
             "tm.activate_hook": "webapp.db.writes",
@@ -36,7 +38,11 @@ def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
     )
     # Transactions: one per request, retried as a whole on transient busy errors.
     config.include("pyramid_retry")
-    config.include("pyramid_tm")
+    # pyramid_tm's tween, without its includeme: that adds `request.tm` as a request
+    # property, and any such property makes Pyramid build a new Request subclass for
+    # every request. AppRequest declares both properties on one class instead.
+    config.add_tween("pyramid_tm.tm_tween_factory", over=EXCVIEW)
+    config.set_request_factory(AppRequest)
     config.include("webapp.db")
     # Sessions exist only to hold the page form's CSRF token, signed with SECRET_KEY.
     config.set_session_factory(

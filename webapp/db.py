@@ -131,23 +131,23 @@ def writes(request: Any) -> bool:
     return request.method not in ("GET", "HEAD")
 
 
+def request_session(request: Any) -> Session:
+    """`request.dbsession`: a session for this request, of the kind its method needs."""
+    factories = request.registry["dbsession_factories"]
+    if not writes(request):
+        # A read has nothing to commit: no transaction manager, no data manager and
+        # its seven session listeners, just the connection back to the pool at the end.
+        reading: Session = factories["read"](info={"request": request})
+        request.add_finished_callback(lambda _request: reading.close())
+        return reading
+    session: Session = factories["write"](info={"request": request})
+    # pyramid_tm commits or aborts; views never commit.
+    zope.sqlalchemy.register(session, transaction_manager=request.tm)
+    return session
+
+
 def includeme(config: Any) -> None:
-    """Give every request `request.dbsession`, joined to the request's transaction."""
+    """Session factories for `request.dbsession` (see webapp.app_request)."""
     config.registry["dbsession_factories"] = session_factories(
         config.get_settings()["webapp.engine"]
     )
-
-    def dbsession(request: Any) -> Session:
-        factories = request.registry["dbsession_factories"]
-        if not writes(request):
-            # A read has nothing to commit: no transaction manager, no data manager and
-            # its seven session listeners, just the connection back to the pool at the end.
-            reading: Session = factories["read"](info={"request": request})
-            request.add_finished_callback(lambda _request: reading.close())
-            return reading
-        session: Session = factories["write"](info={"request": request})
-        # pyramid_tm commits or aborts; views never commit.
-        zope.sqlalchemy.register(session, transaction_manager=request.tm)
-        return session
-
-    config.add_request_method(dbsession, reify=True)
