@@ -7,7 +7,7 @@ Gunicorn would print a traceback and keep respawning).
 import os
 import sys
 
-from webapp import db, settings
+from webapp import db, gunicorn_errors, settings
 
 
 def _fail(message: str) -> None:
@@ -88,6 +88,8 @@ forwarded_allow_ips = "127.0.0.1"
 limit_request_line = 8190
 limit_request_fields = 100
 limit_request_field_size = 8190
+# Requests refused by those limits (or malformed) get problem+json like the app's errors.
+gunicorn_errors.install()
 
 
 def post_fork(_server, _worker):
