@@ -162,7 +162,9 @@ def hostile_cases() -> list[Hostile]:
         Hostile("not JSON", "POST", "/api/notes", b"{title: t}"),
         Hostile("wrong content type", "POST", "/api/notes", b'{"title": "t"}', frozenset({415}),
                 content_type="text/plain"),
-        Hostile("huge If-Match", "PUT", "/api/notes/1", b'{"title": "t"}', frozenset({400}),
+        Hostile("9,000-character URL", "GET", "/api/notes?q=" + "a" * 9000, None,
+                frozenset({414})),
+        Hostile("huge If-Match", "PUT", "/api/notes/1", b'{"title": "t"}', frozenset({400, 431}),
                 {"If-Match": '"' + "v" * 10_000 + '"'}),
     ]  # fmt: skip
     for q in SEARCH_ATTACKS:
