@@ -41,6 +41,8 @@ from tests.container import compose_stack
 from tests.container.compose_stack import Response as Response
 
 APP_UID = compose_stack.APP_UID
+# The Problem schema's required fields in webapp/openapi.json.
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "request_id"}
 BASE_FILES = ["compose/compose.yaml", "compose/compose.prod.yaml"]
 
 
@@ -112,7 +114,8 @@ class Client:
 
 
 def is_problem(answer: Response) -> bool:
-    """An error answer as the API promises it: problem+json with its status inside."""
+    """An error answer as openapi.json promises it: problem+json with the Problem schema's
+    required fields and the answer's own status inside."""
     kind = next((v for k, v in answer.headers.items() if k.lower() == "content-type"), "")
     if not kind.startswith("application/problem+json"):
         return False
@@ -120,7 +123,11 @@ def is_problem(answer: Response) -> bool:
         document = answer.json()
     except ValueError:
         return False
-    return isinstance(document, dict) and document.get("status") == answer.status
+    return (
+        isinstance(document, dict)
+        and document.keys() >= PROBLEM_FIELDS
+        and document["status"] == answer.status
+    )
 
 
 @dataclass

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import os
 import stat
-from pathlib import Path
 
 from drills import stack
 from drills.stack import Response
 
 
 def problem(status: int, kind: str = "application/problem+json", **extra: object) -> Response:
-    body = json.dumps({"type": "about:blank", "title": "x", "status": status, **extra})
+    fields = {"type": "about:blank", "title": "x", "detail": "d", "request_id": None}
+    body = json.dumps({**fields, "status": status, **extra})
     return Response(status, {"Content-Type": kind}, body.encode())
 
 
@@ -43,11 +43,15 @@ def test_problem_answers_need_the_type_and_their_own_status():
     assert not stack.is_problem(problem(400, "text/html"))
     assert not stack.is_problem(Response(400, {"Content-Type": "application/problem+json"},
                                          b"<html>"))  # fmt: skip
-    wrong = Response(500, {"content-type": "application/problem+json"}, b'{"status": 400}')
+    partial = Response(400, {"Content-Type": "application/problem+json"}, b'{"status": 400}')
+    assert not stack.is_problem(partial)
+    wrong = Response(500, {"content-type": "application/problem+json"}, json.dumps(
+        {"type": "t", "title": "t", "detail": "d", "request_id": None, "status": 400}
+    ).encode())  # fmt: skip
     assert not stack.is_problem(wrong)
 
 
-def test_client_reports_an_unreachable_port(tmp_path: Path):
+def test_client_reports_an_unreachable_port():
     client = stack.Client(stack.compose_stack.free_port(), timeout=2)
     try:
         client.request("GET", "/healthz")
