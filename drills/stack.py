@@ -168,6 +168,19 @@ class DrillStack:
         self.compose.up(*services)
 
 
+class StackError(Exception):
+    """The stack did not come up: compose's last line and each service's last log lines."""
+
+    def __init__(self, prod: compose_stack.Stack, error: AssertionError) -> None:
+        said = [line for line in str(error).splitlines() if line.strip()]
+        logs = prod.compose("logs", "--no-color", "--tail", "3", check=False).stdout
+        tail = " | ".join(line.strip() for line in logs.splitlines()[-6:])
+        super().__init__(
+            f"prod stack {prod.project} did not come up: {said[-1] if said else error}; "
+            f"last log lines: {tail or '(none)'}"
+        )
+
+
 def secret_file(directory: Path) -> Path:
     """A prod key file as operators make it: 48 random bytes, owned by 10001, 0600."""
     path = directory / "secret_key"
@@ -204,7 +217,10 @@ def running(
     started = DrillStack(prod, Client(prod.port))
     try:
         with console.step(f"Starting prod stack {prod.project} on 127.0.0.1:{prod.port}"):
-            prod.up()
+            try:
+                prod.up()
+            except AssertionError as error:
+                raise StackError(prod, error) from None
         yield started
     finally:
         started.http.close()
