@@ -324,6 +324,12 @@ def deploy_cases() -> list[DeployCase]:
         DeployCase("BACKUP_INTERVAL", "'hourly'", "BACKUP_INTERVAL=hourly"),
         DeployCase("BACKUP_KEEP", "0", "BACKUP_KEEP=0"),
         DeployCase("COMPOSE_FILE", "a missing file", "COMPOSE_FILE=compose/nope.yaml"),
+        # Read by Compose or the engine on the host, where a bad one fails the release.
+        DeployCase("APP_MEMORY", "'lots'", "APP_MEMORY=lots"),
+        DeployCase("APP_CPUS", "'many'", "APP_CPUS=many"),
+        DeployCase("SQLITE_HEALTHCHECK_INTERVAL", "without unit", "SQLITE_HEALTHCHECK_INTERVAL=5"),
+        DeployCase("WEBAPP_BIND_ADDRESS", "a host name", "WEBAPP_BIND_ADDRESS=localhost"),
+        DeployCase("LOG_MAX_FILES", "'abc'", "LOG_MAX_FILES=abc"),
         DeployCase("WEBAPP_SECRET_KEY", "too short", secret="short", keep_line=True, quick=True),
         DeployCase("WEBAPP_SECRET_KEY", "unset", secret="", keep_line=True),
     ]

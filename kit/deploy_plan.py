@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -40,13 +42,38 @@ VALUE_RULES: dict[str, tuple[int, int] | tuple[str, ...]] = {
     "GUNICORN_MAX_REQUESTS": (0, 10_000_000),
     "BACKUP_INTERVAL": (1, 10_000_000),
     "BACKUP_KEEP": (1, 10_000),
+    "LOG_MAX_FILES": (1, 1000),
+}
+# Values Compose or the engine would refuse on the host, in the forms they accept.
+_SIZE = (r"\d+(\.\d+)? ?[kKmMgG]?[iI]?[bB]?", "a size such as 512M")
+_DURATION = (r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+", "a duration such as 5s or 1m30s")
+_CPUS = (r"\d*\.?\d+", "a number of CPUs such as 1 or 0.5")
+VALUE_PATTERNS = {
+    "APP_CPUS": _CPUS,
+    "SQLITE_CPUS": _CPUS,
+    "APP_MEMORY": _SIZE,
+    "SQLITE_MEMORY": _SIZE,
+    "LOG_MAX_SIZE": _SIZE,
+    "APP_HEALTHCHECK_INTERVAL": _DURATION,
+    "SQLITE_HEALTHCHECK_INTERVAL": _DURATION,
 }
 
 
 def bad_value(key: str, value: str) -> str | None:
     """Why `value` is refused for `key`, or None; an empty value means compose's default."""
+    if value == "":
+        return None
+    if key in VALUE_PATTERNS:
+        pattern, expected = VALUE_PATTERNS[key]
+        return None if re.fullmatch(pattern, value) else expected
+    if key == "WEBAPP_BIND_ADDRESS":
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return "an IP address such as 127.0.0.1 (Compose publishes on addresses only)"
+        return None
     rule = VALUE_RULES.get(key)
-    if rule is None or value == "":
+    if rule is None:
         return None
     if isinstance(rule[0], str):
         if key == "LOG_LEVEL":

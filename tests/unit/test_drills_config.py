@@ -95,6 +95,17 @@ def test_the_deploy_control_must_reach_the_host() -> None:
         ("BACKUP_KEEP", "0", True),
         ("GUNICORN_THREADS", "", False),  # compose's default applies
         ("COMPOSE_PROJECT_NAME", "anything", False),
+        ("APP_MEMORY", "512M", False),
+        ("APP_MEMORY", "1.5 GiB", False),
+        ("APP_MEMORY", "lots", True),
+        ("APP_CPUS", "0.5", False),
+        ("APP_CPUS", "many", True),
+        ("APP_HEALTHCHECK_INTERVAL", "1m30s", False),
+        ("SQLITE_HEALTHCHECK_INTERVAL", "5", True),
+        ("WEBAPP_BIND_ADDRESS", "0.0.0.0", False),
+        ("WEBAPP_BIND_ADDRESS", "::1", False),
+        ("WEBAPP_BIND_ADDRESS", "localhost", True),
+        ("LOG_MAX_FILES", "abc", True),
     ],
 )
 def test_the_deploy_plan_refuses_what_the_containers_would(key, value, refused) -> None:
