@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace as replace_fields
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, column, select, text, update
+from sqlalchemy import Integer, bindparam, column, insert, select, text, update
+from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import Session
+from zope.sqlalchemy.datamanager import mark_changed
 
 from webapp.cursor import ID_MAX
 from webapp.models import Note, NoteRecord, utcnow
@@ -18,7 +21,7 @@ LIMIT_MAX = 100
 # Reads go through SQLAlchemy Core, not the ORM's identity map and unit of work: a
 # read changes nothing, and the ORM's bookkeeping cost more than the query itself.
 # The notes they return are plain records, in no session.
-_NOTES = Note.__table__
+_NOTES = Note.metadata.tables[Note.__tablename__]
 _BY_ID = select(_NOTES).where(_NOTES.c.id == bindparam("note_id"))
 
 
@@ -47,54 +50,52 @@ def page(
 
 
 def read(session: Session, note_id: int) -> NoteRecord | None:
-    """The note to show, in no session: for requests that will not change it."""
+    """The note as stored; a write request's first read also takes the write lock."""
     if not 1 <= note_id <= ID_MAX:
         return None
     row = session.connection().execute(_BY_ID, {"note_id": note_id}).first()
     return None if row is None else _record(row)
 
 
-def get(session: Session, note_id: int) -> Note | None:
-    """The note to change, attached to `session`."""
-    if not 1 <= note_id <= ID_MAX:
-        return None
-    return session.get(Note, note_id)
+def _changed(session: Session) -> None:
+    # Core statements bypass the ORM flush that would tell zope.sqlalchemy the session
+    # holds changes; unmarked, pyramid_tm would end the transaction with a rollback.
+    mark_changed(session, transaction_manager=session.info["request"].tm)
 
 
-def create(session: Session, data: NoteInput) -> Note:
+def create(session: Session, data: NoteInput) -> NoteRecord:
     now = utcnow()
-    note = Note(
-        title=data.title, body=data.body, tags=data.tags, created_at=now, updated_at=now, version=1
+    values = {"title": data.title, "body": data.body, "tags": data.tags}
+    result = session.execute(
+        insert(_NOTES).values(**values, created_at=now, updated_at=now, version=1)
     )
-    session.add(note)
-    session.flush()
-    return note
+    _changed(session)
+    (note_id,) = result.inserted_primary_key  # type: ignore[attr-defined]
+    return NoteRecord(note_id, data.title, data.body, list(data.tags), now, now, 1)
 
 
-def replace(session: Session, note: Note, data: NoteInput) -> bool:
-    """Overwrite `note` if it is still at the version the caller read; False if not.
+def replace(session: Session, note: NoteRecord, data: NoteInput) -> NoteRecord | None:
+    """`note` overwritten, if it is still at the version the caller read; None if not.
 
     The version check is in the UPDATE itself, so even a caller that skipped reading
     under the write lock cannot overwrite a newer version.
     """
+    now = utcnow()
     result = session.execute(
-        update(Note)
-        .where(Note.id == note.id, Note.version == note.version)
-        .values(
-            title=data.title,
-            body=data.body,
-            tags=data.tags,
-            updated_at=utcnow(),
-            version=Note.version + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
+        update(_NOTES)
+        .where(_NOTES.c.id == note.id, _NOTES.c.version == note.version)
+        .values(title=data.title, body=data.body, tags=data.tags, updated_at=now,
+                version=_NOTES.c.version + 1)
+    )  # fmt: skip
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        return False
-    session.refresh(note)
-    return True
+        return None
+    _changed(session)
+    return replace_fields(
+        note, title=data.title, body=data.body, tags=list(data.tags), updated_at=now,
+        version=note.version + 1,
+    )  # fmt: skip
 
 
-def delete(session: Session, note: Note) -> None:
-    session.delete(note)
-    session.flush()
+def delete(session: Session, note: NoteRecord) -> None:
+    session.execute(delete_rows(_NOTES).where(_NOTES.c.id == note.id))
+    _changed(session)

@@ -15,7 +15,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 
 from webapp import cursor, notes
-from webapp.models import Note, NoteShape
+from webapp.models import NoteRecord, NoteShape
 from webapp.note_input import NoteInput, parse_json, validate
 from webapp.problems import Problem
 from webapp.search import Q_MAX
@@ -45,10 +45,9 @@ def _missing(note_id: int) -> Problem:
     return Problem(404, f"no note with id {note_id}")
 
 
-def _load(request: Request) -> Note:
-    """The note to change, attached to the request's write session."""
+def _load(request: Request) -> NoteRecord:
     note_id = _note_id(request)
-    note = notes.get(request.dbsession, note_id)
+    note = notes.read(request.dbsession, note_id)
     if note is None:
         raise _missing(note_id)
     return note
@@ -99,11 +98,7 @@ def create_note(request: Request) -> Response:
 
 @view_config(route_name="note", request_method="GET")
 def get_note(request: Request) -> Response:
-    note_id = _note_id(request)
-    note = notes.read(request.dbsession, note_id)
-    if note is None:
-        raise _missing(note_id)
-    return _note_response(request, note)
+    return _note_response(request, _load(request))
 
 
 IF_MATCH_MAX = 200
@@ -116,7 +111,7 @@ def _if_match_present(request: Request) -> bool:
     return value is not None
 
 
-def _precondition(request: Request, note: Note) -> None:
+def _precondition(request: Request, note: NoteRecord) -> None:
     if not _if_match_present(request):
         return
     if note.etag.strip('"') not in request.if_match:
@@ -134,9 +129,10 @@ def replace_note(request: Request) -> Response:
     data = _input(request)
     note = _load(request)
     _precondition(request, note)
-    if not notes.replace(request.dbsession, note, data):  # pragma: no cover - needs a race
+    replaced = notes.replace(request.dbsession, note, data)
+    if replaced is None:  # pragma: no cover - needs a race
         raise Problem(412, f"note {note.id} changed while updating; GET it again and retry")
-    return _note_response(request, note)
+    return _note_response(request, replaced)
 
 
 @view_config(route_name="note", request_method="DELETE", require_csrf=False)
