@@ -33,6 +33,7 @@ EXAMPLES_FULL = 160
 EXAMPLES_QUICK = 25
 SHOWN_FAILURES = 5
 TEN_MB = 10 * 1024 * 1024
+FORM = "application/x-www-form-urlencoded"
 
 
 def fuzz_config() -> Any:
@@ -166,6 +167,23 @@ def hostile_cases() -> list[Hostile]:
                 frozenset({414})),
         Hostile("huge If-Match", "PUT", "/api/notes/1", b'{"title": "t"}', frozenset({400, 431}),
                 {"If-Match": '"' + "v" * 10_000 + '"'}),
+        # The HTML form: every hostile post is stopped by the CSRF check or the size limit.
+        Hostile("form without CSRF token", "POST", "/", b"title=a&body=b", frozenset({403}),
+                content_type=FORM),
+        Hostile("form with invalid UTF-8", "POST", "/", b"title=%ff%fe&body=\xff",
+                frozenset({403}), content_type=FORM),
+        Hostile("form with NUL and a forged token", "POST", "/", b"title=a%00b&csrf_token=x",
+                frozenset({403}), content_type=FORM),
+        Hostile("10 MB form", "POST", "/", b"title=" + b"a" * TEN_MB, frozenset({413}),
+                content_type=FORM),
+        Hostile("broken multipart form", "POST", "/", b"--x\r\n\r\n", frozenset({403}),
+                content_type="multipart/form-data; boundary=x"),
+        Hostile("PATCH", "PATCH", "/api/notes/1", b"{}", frozenset({405})),
+        Hostile("TRACE", "TRACE", "/", None, frozenset({405})),
+        Hostile("encoded path traversal", "GET", "/static/%2e%2e/%2e%2e/etc/passwd", None,
+                frozenset({404})),
+        Hostile("junk cursor", "GET", "/api/notes?cursor=" + "A" * 400, None),
+        Hostile("junk page cursor", "GET", "/?cursor=%ff%00zz", None),
     ]  # fmt: skip
     for q in SEARCH_ATTACKS:
         path = f"/api/notes?q={quote(q, safe='')}"
