@@ -42,8 +42,11 @@ CUT_WINDOW_S = (0.5, 6.0)
 CUT_TASK_WAIT_S = 400
 SETTLE_S = 180
 NOTES_PER_HOST = 6
+# The deploy's job on a host: Ansible's async wrapper lives until the job ends.
+DEPLOY_JOB_PROCESSES = "[a]sync_wrapper\\|[d]ocker compose\\|[d]ocker-compose"
 MAX_PAGES = 20  # of 100 notes: far more than the drill writes
-UP_TASK = "Bring the stack up, detached from the SSH session."
+# The cue: the task that starts bringing the release up as a job detached from SSH.
+UP_TASK = "detached from the SSH session"
 # Counts the table the failing migration made, read-only, inside the sqlite service.
 LEFTOVER_PROBE = (
     "python -c \"import sqlite3; print(sqlite3.connect('file:/data/app.db?mode=ro', uri=True)"
@@ -395,7 +398,7 @@ class FaultDrill:
         """Wait (bounded) for the host's own `compose up`, which the cut did not stop."""
         deadline = time.monotonic() + SETTLE_S
         while time.monotonic() < deadline:
-            busy = self.lab.sh(host, "ps -eo args | grep -c '[d]ocker compose\\|[d]ocker-compose'")
+            busy = self.lab.sh(host, f"ps -eo args | grep -c '{DEPLOY_JOB_PROCESSES}'")
             if busy == "0" and self.lab.http(host, "GET", "/readyz")[0] == 200:
                 return
             time.sleep(2)

@@ -7,6 +7,7 @@ import sys
 
 from drills.deploy_faults import (
     FAILING_MIGRATION,
+    UP_TASK,
     HostState,
     lost_notes,
     mix_reason,
@@ -72,13 +73,14 @@ def test_missing_and_changed_notes_are_lost_and_new_ones_are_not() -> None:
 
 def test_the_compose_task_is_counted_once_per_host_batch() -> None:
     lines = [
-        "TASK [webapp : Bring the stack up, detached from the SSH session.] ****\n",
+        "TASK [webapp : Bring the release up health first, detached from the SSH session.] **\n",
         "changed: [web1]\n",
-        "ok: [web1] => msg: Bring the stack up, detached from the SSH session.\n",
-        "TASK [webapp : Bring the stack up, detached from the SSH session.] ****\n",
+        "ok: [web1] => msg: Bring the release up, detached from the SSH session.\n",
+        "TASK [webapp : Wait until the release is up and healthy.] ****\n",
+        "TASK [webapp : Bring the release up health first, detached from the SSH session.] **\n",
     ]
-    assert task_starts(lines, "Bring the stack up, detached from the SSH session.") == 2
-    assert task_starts(lines[:3], "Bring the stack up, detached from the SSH session.") == 1
+    assert task_starts(lines, UP_TASK) == 2
+    assert task_starts(lines[:4], UP_TASK) == 1
 
 
 def test_only_sshd_connections_are_cut_never_the_async_compose_job() -> None:
