@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from schemathesis.core.failures import Failure, FailureGroup
+
 from drills import fuzz
 
 
@@ -41,3 +43,8 @@ def test_tally_counts_server_errors_and_keeps_a_few_examples():
         tally.record(500 if n == 3 else 200, None if n % 2 else f"broke {n}")
     assert (tally.requests, tally.server_errors, tally.nonconforming) == (10, 1, 5)
     assert tally.examples == ["broke 0", "broke 2", "broke 4", "broke 6", "broke 8"]
+
+
+def test_every_kind_of_schemathesis_failure_is_counted_not_raised():
+    assert issubclass(Failure, fuzz.VALIDATION_FAILURES)
+    assert issubclass(FailureGroup, fuzz.VALIDATION_FAILURES)
