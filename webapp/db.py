@@ -27,10 +27,12 @@ SQLITE_LOCKED = 6
 # connections after fork (a SQLite handle must never cross a fork).
 _ENGINES: weakref.WeakSet[Engine] = weakref.WeakSet()
 
-# Requests that only read open a deferred transaction; everything else takes the write
-# lock up front so that concurrent writers queue on busy_timeout instead of failing
-# with "database is locked" when a read transaction tries to upgrade.
+# Requests that only read run without a transaction of their own (AUTOCOMMIT); everything
+# else takes the write lock up front so that concurrent writers queue instead of failing
+# with "database is locked" when a read transaction tries to upgrade. Tests may also
+# ask for DEFERRED.
 BEGIN_OPTION = "webapp_sqlite_begin"
+AUTOCOMMIT = "none"
 
 
 def make_engine(url: str, *, busy_timeout_ms: int | None = None, **kwargs: Any) -> Engine:
@@ -66,6 +68,8 @@ def make_engine(url: str, *, busy_timeout_ms: int | None = None, **kwargs: Any) 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(BEGIN_OPTION, "IMMEDIATE")
+        if mode == AUTOCOMMIT:
+            return
         if mode == "IMMEDIATE":
             gate.enter(conn.connection._connection_record)
         conn.exec_driver_sql(f"BEGIN {mode}")
@@ -91,8 +95,11 @@ def make_engine(url: str, *, busy_timeout_ms: int | None = None, **kwargs: Any) 
 
 
 def reader(engine: Engine) -> Engine:
-    """The same pool, but transactions begin DEFERRED: for requests that only read."""
-    return engine.execution_options(**{BEGIN_OPTION: "DEFERRED"})
+    """The same pool, for requests that only read: no BEGIN at all, so each statement
+    is its own read transaction. Every read request runs a single SELECT, which is
+    consistent by itself, and a BEGIN costs as much again as the lookup it would wrap.
+    """
+    return engine.execution_options(**{BEGIN_OPTION: AUTOCOMMIT})
 
 
 def sqlite_code(exc: BaseException) -> int | None:
