@@ -48,6 +48,36 @@ def targets_for(cycle: int, chooser: random.Random) -> tuple[str, ...]:
     return fixed[chooser.randrange(len(fixed))]
 
 
+def kill_cycle(
+    prod: stack.DrillStack,
+    crashing: Any,
+    writers: Any,
+    targets: tuple[str, ...],
+    chooser: random.Random,
+) -> None:
+    """Writes, a kill at a random moment, recovery, more writes; AssertionError if stuck."""
+    writers.start()
+    try:
+        more_writes(crashing, writers, "writes before the kill")
+        time.sleep(chooser.uniform(0, MAX_KILL_DELAY))
+        restarts = {service: crashing.crash(prod.compose, service) for service in targets}
+        if crashing.CRASH_FROM_HOST:
+            for service, before in restarts.items():
+                crashing.wait_for(
+                    lambda s=service, b=before: crashing.recovered(prod.compose, s, b),
+                    attempts=300,
+                    pause=0.2,
+                    what=f"the engine to restart {service} and see it healthy",
+                )
+        else:
+            # Without root the kill is `docker kill`, which the engine treats as a
+            # deliberate stop: bring the stack back as the crash test does.
+            prod.up()
+        more_writes(crashing, writers, "writes after the restart")
+    finally:
+        writers.join()
+
+
 def more_writes(crashing: Any, writers: Any, what: str) -> None:
     """Wait (bounded) until the writers have had a few more writes acknowledged."""
     floor = writers.count()
@@ -69,33 +99,18 @@ def run(context: DrillContext) -> DrillOutcome:
         writers = crashing.Writers(prod.compose)
         for cycle in range(cycles):
             targets = targets_for(cycle, chooser)
-            with console.step(f"Cycle {cycle + 1}/{cycles}: SIGKILL {' + '.join(targets)}"):
-                writers.start()
-                try:
-                    more_writes(crashing, writers, "writes before the kill")
-                    time.sleep(chooser.uniform(0, MAX_KILL_DELAY))
-                    restarts = {service: crashing.crash(prod.compose, service)
-                                for service in targets}  # fmt: skip
-                    if crashing.CRASH_FROM_HOST:
-                        for service, before in restarts.items():
-                            crashing.wait_for(
-                                lambda s=service, b=before: crashing.recovered(prod.compose, s, b),
-                                attempts=300,
-                                pause=0.2,
-                                what=f"the engine to restart {service} and see it healthy",
-                            )
-                    else:
-                        # Without root the kill is `docker kill`, which the engine treats
-                        # as a deliberate stop: bring the stack back as the test does.
-                        prod.up()
-                    more_writes(crashing, writers, "writes after the restart")
-                finally:
-                    writers.join()
-                integrity = prod.integrity_check()
-                if integrity != "ok":
-                    integrity_failures += 1
-                    outcome.notes.append(f"cycle {cycle + 1}: integrity_check {integrity[:200]}")
-                done += 1
+            try:
+                with console.step(f"Cycle {cycle + 1}/{cycles}: SIGKILL {' + '.join(targets)}"):
+                    kill_cycle(prod, crashing, writers, targets, chooser)
+            except AssertionError as error:
+                # A service that never came back: the figures so far still count.
+                outcome.fail(f"cycle {cycle + 1}: {' '.join(str(error).split())[:300]}")
+                break
+            integrity = prod.integrity_check()
+            if integrity != "ok":
+                integrity_failures += 1
+                outcome.notes.append(f"cycle {cycle + 1}: integrity_check {integrity[:200]}")
+            done += 1
         stored = crashing.all_note_titles(prod.compose)
         missing = {i: t for i, t in writers.acknowledged.items() if stored.get(i) != t}
         lost = len(missing)
