@@ -142,7 +142,7 @@ def ssh_sessions(children: list[tuple[int, str]]) -> list[int]:
     return [pid for pid, name in children if name == "sshd"]
 
 
-def _children(parent: int) -> list[tuple[int, str]]:
+def children_of(parent: int) -> list[tuple[int, str]]:
     found = []
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -169,7 +169,7 @@ class SshCut:
         # SSH banner never comes, so the client times out), and killing its per-connection
         # processes drops the deploy's open ones.
         os.kill(self.pid, signal.SIGSTOP)
-        sessions = ssh_sessions(_children(self.pid))
+        sessions = ssh_sessions(children_of(self.pid))
         for pid in sessions:
             os.kill(pid, signal.SIGKILL)
         return len(sessions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ from drills.deploy_faults import (
     FAILING_MIGRATION,
     UP_TASK,
     HostState,
+    children_of,
     lost_notes,
     mix_reason,
     ssh_sessions,
@@ -107,3 +109,13 @@ def test_the_failing_migration_is_valid_python_that_raises_in_upgrade() -> None:
         [sys.executable, "-c", program], capture_output=True, text=True, check=True
     )
     assert "drill: this migration fails" in result.stdout
+
+
+def test_children_are_read_from_proc_with_their_command_names() -> None:
+    child = subprocess.Popen(["sleep", "30"])
+    try:
+        assert (child.pid, "sleep") in children_of(os.getpid())
+        assert all(pid != os.getpid() for pid, _ in children_of(os.getpid()))
+    finally:
+        child.kill()
+        child.wait()
