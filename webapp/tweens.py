@@ -56,11 +56,18 @@ def request_id_tween_factory(handler: Handler, _registry: Any) -> Handler:
     return request_id_tween
 
 
+_SECURITY_HEADER_LIST = [(name.lower(), name, value) for name, value in SECURITY_HEADERS.items()]
+
+
 def security_headers_tween_factory(handler: Handler, _registry: Any) -> Handler:
     def security_headers_tween(request: Request) -> Response:
         response = handler(request)
-        for name, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(name, value)
+        # One pass over the headers a view set itself (they win), not one per header.
+        headers = response.headerlist
+        present = {name.lower() for name, _value in headers}
+        headers.extend(
+            (name, value) for lower, name, value in _SECURITY_HEADER_LIST if lower not in present
+        )
         return response
 
     return security_headers_tween
