@@ -69,6 +69,13 @@ def playbook() -> str:
     return str(beside)
 
 
+def build_facts(image_env: list[str]) -> dict[str, str]:
+    """The build record's version, revision and time, from an image's APP_* variables."""
+    values = dict(item.split("=", 1) for item in image_env if "=" in item)
+    names = {"version": "APP_VERSION", "revision": "APP_REVISION", "built_at": "APP_BUILT_AT"}
+    return {key: values[name] for key, name in names.items() if name in values}
+
+
 @dataclass
 class Play:
     """One ansible-playbook run: its exit status and everything it printed."""
@@ -148,10 +155,15 @@ class HostLab:
         return self._record(name, tag)
 
     def _record(self, name: str, tag: str) -> Release:
-        image_id = hosts.docker("image", "inspect", "-f", "{{.Id}}", tag).stdout.strip()
-        base = json.loads(BUILD_RECORD.read_text())
+        inspected = hosts.docker("image", "inspect", "-f", "{{.Id}} {{json .Config.Env}}", tag)
+        image_id, env = inspected.stdout.strip().split(" ", 1)
         path = self.workdir / f"{name}.json"
-        path.write_text(json.dumps({**base, "image": tag, "id": image_id}))
+        base = json.loads(BUILD_RECORD.read_text())
+        # The build facts come from the image itself: build/image.json may already describe
+        # a newer build made while the drills ran, and the deploy checks /version against them.
+        path.write_text(
+            json.dumps({**base, **build_facts(json.loads(env)), "image": tag, "id": image_id})
+        )
         release = Release(name, tag, image_id, path)
         self.releases[name] = release
         return release

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 
+from drills.host_lab import build_facts
 from drills.host_secrets import (
     EXPECTED_MODES,
     FileMode,
@@ -52,3 +53,18 @@ def test_files_as_documented_have_no_problem() -> None:
         FileMode(*owner_group_mode, path) for path, owner_group_mode in EXPECTED_MODES.items()
     ]
     assert mode_problems(modes, EXPECTED_MODES) == []
+
+
+def test_build_facts_come_from_the_image_environment() -> None:
+    env = [
+        "PATH=/bin",
+        "APP_VERSION=0.1.0",
+        "APP_REVISION=abc=def",
+        "APP_BUILT_AT=2026-11-28T05:40:27Z",
+    ]
+    assert build_facts(env) == {
+        "version": "0.1.0",
+        "revision": "abc=def",
+        "built_at": "2026-11-28T05:40:27Z",
+    }
+    assert build_facts(["PATH=/bin"]) == {}
