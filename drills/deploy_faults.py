@@ -32,10 +32,11 @@ from drills.host_lab import Host, HostLab, Release, hosts
 from drills.outcome import DrillContext, DrillOutcome
 from kit import console
 
-# Seconds the deploy waits for a release to turn healthy. A crash-looping container never
-# reports unhealthy (each restart resets its health), so this bounds how long a bad
-# release takes to be noticed; the good release comes up in well under it.
-WAIT_TIMEOUT_S = 45
+# Seconds the deploy may wait for a release to turn healthy (the role's default is 180).
+# Only a bound: the deploy notices a crash loop or an unhealthy container by itself
+# (webapp_crash_restarts), long before this; a good release on a busy machine, and the
+# rollback's old release, must still fit in it.
+WAIT_TIMEOUT_S = 90
 # The SSH cut lands this many seconds after the compose step starts (random, bounded).
 CUT_WINDOW_S = (0.5, 6.0)
 # Bounds for the waits around the cut.
