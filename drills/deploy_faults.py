@@ -352,6 +352,18 @@ class FaultDrill:
                 f"{recorded} one; the deploy lock is {'left' if locked else 'gone'} "
                 "(a left lock makes the next deploy stop and name it)."
             )
+            self.roll_back_after_cut(target, v1, v2)
+
+    def roll_back_after_cut(self, target: Host, v1: Release, v2: Release) -> None:
+        """The operator's way back: remove the left lock, `rollback.yml`; all on v1 again."""
+        self.lab.sh(target, f"rm -rf {host_lab.APP_DIR}/deploy.lock")
+        play = self.lab.rollback(v2)
+        self.outcome.check(
+            play.returncode == 0,
+            f"ssh cut: rollback.yml after the cut failed (exit {play.returncode}); "
+            f"see {self.lab.logs}",
+        )
+        self.judge("rollback after the cut", {host.name: [v1] for host in self.lab.hosts})
 
     def _deploy_and_cut(
         self, release: Release, target: Host, delay: float

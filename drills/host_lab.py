@@ -109,9 +109,9 @@ class HostLab:
     releases: dict[str, Release] = field(default_factory=dict)
     plays: int = 0
 
-    def command(self, record: Path, *args: str) -> list[str]:
+    def command(self, record: Path, *args: str, book: str = "deploy.yml") -> list[str]:
         return [
-            playbook(), "-i", str(self.inventory), "deploy.yml", "-e", "env=prod",
+            playbook(), "-i", str(self.inventory), book, "-e", "env=prod",
             "-e", f"webapp_build_record={record}",
             # Drill exports stay out of the working tree's ship cache.
             "-e", f"webapp_ship_cache={self.workdir / 'ship'}",
@@ -142,6 +142,17 @@ class HostLab:
         )  # fmt: skip
         play = Play(result.returncode, result.stdout + result.stderr)
         self.log(label or f"deploy-{release.name}", play.output)
+        return play
+
+    def rollback(self, release: Release) -> Play:
+        """`rollback.yml -e env=prod` to each host's previous release."""
+        result = subprocess.run(
+            self.command(release.path, book="rollback.yml"), cwd=ANSIBLE_DIR,
+            env=self.environ(), capture_output=True, text=True, timeout=DEPLOY_TIMEOUT_S,
+            check=False,
+        )  # fmt: skip
+        play = Play(result.returncode, result.stdout + result.stderr)
+        self.log("rollback", play.output)
         return play
 
     def derive(self, name: str, dockerfile_tail: str, files: dict[str, str]) -> Release:
