@@ -122,20 +122,8 @@ class Lab:
 
 
 def start_lab(workdir: Path, count: int) -> Lab:
-    key = workdir / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    key.with_suffix(".pub").chmod(0o644)
-    started: list[hosts.Host] = []
-    try:
-        image = hosts.host_image("docker-host")
-        for number in range(1, count + 1):
-            started.append(hosts.start(f"bench{number}", image, key.with_suffix(".pub"),
-                                       systemd=False))  # fmt: skip
-    except BaseException:
-        hosts.stop_all(started)
-        raise
-    inventory = hosts.inventory(workdir / "inventory.ini", key, started, None, sys.executable)
-    return Lab(workdir, key, inventory, started)
+    fleet = hosts.start_fleet(workdir, [f"bench{number}" for number in range(1, count + 1)])
+    return Lab(workdir, fleet.key, fleet.inventory, fleet.prod)
 
 
 @dataclass

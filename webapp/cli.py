@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
@@ -25,6 +26,9 @@ from webapp import backup, db, jsonlog, readiness, schema, settings
 log = logging.getLogger("webapp.cli")
 
 MIGRATION_BUSY_TIMEOUT_MS = 30_000
+# How often `db serve --ready-file` re-checks the database. The healthcheck only reads the
+# file (no Python start per check), and calls it stale after three missed beats.
+HEARTBEAT_S = 5.0
 
 
 class CommandError(Exception):
@@ -73,6 +77,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--backup-dir", type=Path, required=True)
     p.add_argument("--backup-interval", type=_positive, required=True, metavar="SECONDS")
     p.add_argument("--keep", type=_count, required=True, metavar="N")
+    p.add_argument(
+        "--ready-file",
+        type=Path,
+        help=f"write the epoch seconds here every {HEARTBEAT_S:g} s while `db check` passes",
+    )
     return top
 
 
@@ -181,6 +190,9 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    if args.ready_file is not None:
+        # A restarted container keeps its /tmp in dev: never let a beat from before count.
+        args.ready_file.unlink(missing_ok=True)
     before, after = _upgrade(engine, config)
     engine.dispose()  # the loop below uses the backup API, not the pool
     _writable_directory(args.backup_dir)
@@ -198,26 +210,64 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
             "stale_partials_removed": [p.name for p in stale],
         },
     )
-    while not stop.wait(args.backup_interval):
-        try:
-            path = backup.backup(config.database_path, args.backup_dir)
-            size = path.stat().st_size
-            pruned = backup.prune(args.backup_dir, args.keep)
-        except backup.BackupError as exc:
-            # Keep going: the next interval may succeed (e.g. after space is freed).
-            log.error("backup failed: %s", exc, extra={"event": "backup", "ok": False})
-            continue
-        log.info(
-            "backup done",
-            extra={
-                "event": "backup",
-                "ok": True,
-                "path": str(path),
-                "bytes": size,
-                "pruned": [p.name for p in pruned],
-            },
-        )
+    # The heartbeat checks with the healthcheck's short busy timeout, not the migration's.
+    checker = db.make_engine(config.database_url, busy_timeout_ms=db.BUSY_TIMEOUT_MS)
+    next_backup = time.monotonic() + args.backup_interval
+    try:
+        while True:
+            if args.ready_file is not None:
+                _heartbeat(checker, args.ready_file)
+            tick = HEARTBEAT_S if args.ready_file is not None else args.backup_interval
+            if stop.wait(max(0.0, min(tick, next_backup - time.monotonic()))):
+                break
+            if time.monotonic() >= next_backup:
+                next_backup = time.monotonic() + args.backup_interval
+                _scheduled_backup(config.database_path, args.backup_dir, args.keep)
+    finally:
+        checker.dispose()
+        if args.ready_file is not None:
+            args.ready_file.unlink(missing_ok=True)
     return 0
+
+
+def _heartbeat(engine: Engine, ready_file: Path) -> None:
+    """Refresh READY_FILE while the database is ready; remove it (and say why) when not."""
+    reason = readiness.problem(engine)
+    engine.dispose()  # no connection held between beats: restore and backup stay free
+    if reason is None:
+        partial = ready_file.with_name(ready_file.name + ".partial")
+        try:
+            partial.write_text(f"{int(time.time())}\n")
+            partial.replace(ready_file)  # the healthcheck never reads a half-written beat
+        except OSError as exc:
+            raise CommandError(
+                f"ready file {ready_file} cannot be written ({exc.strerror}); "
+                "pass a --ready-file on a writable path such as /tmp"
+            ) from None
+    elif ready_file.exists():
+        ready_file.unlink(missing_ok=True)
+        log.error("not ready: %s", reason, extra={"event": "ready", "ok": False})
+
+
+def _scheduled_backup(database: Path, directory: Path, keep: int) -> None:
+    try:
+        path = backup.backup(database, directory)
+        size = path.stat().st_size
+        pruned = backup.prune(directory, keep)
+    except backup.BackupError as exc:
+        # Keep going: the next interval may succeed (e.g. after space is freed).
+        log.error("backup failed: %s", exc, extra={"event": "backup", "ok": False})
+        return
+    log.info(
+        "backup done",
+        extra={
+            "event": "backup",
+            "ok": True,
+            "path": str(path),
+            "bytes": size,
+            "pruned": [p.name for p in pruned],
+        },
+    )
 
 
 COMMANDS = {

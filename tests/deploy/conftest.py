@@ -115,7 +115,8 @@ def _derived(base_image: str, tag: str, dockerfile_tail: str, context_file: str 
 
 @pytest.fixture(scope="session")
 def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Release]]:
-    """v1 is the real build; v2 a code change on top of it; broken fails its healthcheck."""
+    """v1 is the real build; v2 a code change on top of it; broken fails its healthcheck;
+    crashing exits at start."""
     source = ROOT / "build" / "image.json"
     if not source.is_file():
         pytest.fail("build/image.json is missing; run `nox -s build` before the deploy tests")
@@ -131,36 +132,30 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Rel
     )  # fmt: skip
     # The app listens on another port than the one its healthcheck probes.
     broken = _derived(f"{tag}-v1", f"{tag}-broken", "ENV GUNICORN_BIND=0.0.0.0:8001")
+    # The app exits at once, every time: its restart policy makes it a crash loop.
+    crashing = _derived(
+        f"{tag}-v1", f"{tag}-crashing", 'CMD ["python", "-c", "raise SystemExit(3)"]'
+    )
     yield {
         "v1": _record(base, f"{tag}-v1", directory / "v1.json"),
         "v2": _record(base, v2, directory / "v2.json"),
         "broken": _record(base, broken, directory / "broken.json"),
+        "crashing": _record(base, crashing, directory / "crashing.json"),
     }
     # Untags v1 (the real build keeps its own tags) and removes the derived images.
-    hosts.docker("rmi", f"{tag}-v2", f"{tag}-broken", check=False)
+    hosts.docker("rmi", f"{tag}-v2", f"{tag}-broken", f"{tag}-crashing", check=False)
     hosts.docker("rmi", f"{tag}-v1", check=False)
 
 
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     workdir = tmp_path_factory.mktemp("lab")
-    key = workdir / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    key.with_suffix(".pub").chmod(0o644)
-    started: list[hosts.Host] = []
+    fleet = hosts.start_fleet(workdir, ["web1", "web2"], bare="bare1")
+    assert fleet.bare is not None
     try:
-        docker_image = hosts.host_image("docker-host")
-        bare_image = hosts.host_image("bare-host")
-        for name in ("web1", "web2"):
-            started.append(hosts.start(name, docker_image, key.with_suffix(".pub"), systemd=False))
-        bare = hosts.start("bare1", bare_image, key.with_suffix(".pub"), systemd=True)
-        started.append(bare)
-        inventory = hosts.inventory(
-            workdir / "inventory.ini", key, started[:2], bare, sys.executable
-        )
-        yield Lab(workdir, inventory, started[:2], bare, secrets.token_urlsafe(36))
+        yield Lab(workdir, fleet.inventory, fleet.prod, fleet.bare, secrets.token_urlsafe(36))
     finally:
-        hosts.stop_all(started)
+        fleet.stop()
 
 
 def http(port: int, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:

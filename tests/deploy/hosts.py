@@ -12,6 +12,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -105,6 +106,44 @@ def stop_all(hosts: list[Host]) -> None:
     for host in hosts:
         docker("rm", "-f", "-v", host.container, check=False)
         docker("volume", "rm", f"{host.container}-docker", check=False)
+
+
+@dataclass
+class Fleet:
+    """Started hosts, the SSH key they trust and the inventory that reaches them."""
+
+    key: Path
+    prod: list[Host]
+    bare: Host | None
+    inventory: Path
+
+    def stop(self) -> None:
+        stop_all(self.prod + ([self.bare] if self.bare else []))
+
+
+def start_fleet(workdir: Path, names: list[str], *, bare: str | None = None) -> Fleet:
+    """Prepared hosts NAMES (group [prod]) and optionally one bare systemd host ([bare]),
+    each listening for SSH, with a fresh key and inventory under WORKDIR. Shared by the
+    deploy tests and the bench, so both deploy to hosts made the same way."""
+    key = workdir / "id_ed25519"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    public = key.with_suffix(".pub")
+    public.chmod(0o644)
+    started: list[Host] = []
+    try:
+        docker_image = host_image("docker-host")
+        for name in names:
+            started.append(start(name, docker_image, public, systemd=False))
+        bare_host = None
+        if bare is not None:
+            bare_host = start(bare, host_image("bare-host"), public, systemd=True)
+            started.append(bare_host)
+    except BaseException:
+        stop_all(started)
+        raise
+    prod = started[: len(names)]
+    path = inventory(workdir / "inventory.ini", key, prod, bare_host, sys.executable)
+    return Fleet(key, prod, bare_host, path)
 
 
 def inventory(path: Path, key: Path, prod: list[Host], bare: Host | None, python: str) -> Path:

@@ -171,6 +171,24 @@ def test_a_broken_release_is_rolled_back_by_itself(lab: Lab, releases) -> None:
     assert last["result"] == f"failed, rolled back to {releases['v1'].image}"
 
 
+def test_a_crash_looping_release_is_caught_by_its_restarts_and_rolled_back(
+    lab: Lab, releases
+) -> None:
+    web1, web2 = lab.prod
+    notes_before = http(web1.app_port, "GET", "/api/notes?limit=100")[1]["items"]
+    run = deploy(lab, releases["crashing"])
+    assert run.returncode != 0
+    message = " ".join(run.output.split())
+    # Caught by its restart count, not by the wait timeout (which would say "not healthy
+    # within").
+    assert "web1: service app crash-loops: restarted" in message, message[-2000:]
+    assert "not healthy within" not in message
+    assert f"ROLLED BACK to {releases['v1'].image}, which answers /readyz with 200" in message
+    assert running_image(web1) == releases["v1"].image_id
+    assert http(web1.app_port, "GET", "/api/notes?limit=100")[1]["items"] == notes_before
+    assert running_image(web2) == releases["v1"].image_id
+
+
 def test_a_host_lost_mid_rollout_fails_the_play_and_leaves_consistent_releases(
     lab: Lab, releases
 ) -> None:
