@@ -125,6 +125,10 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
         "env_file": str(path),
         "values": values,
         "compose_files": compose_files,
+        # What a host's installed copies must hash to; equal ones are not sent again.
+        "compose_sha256": {
+            name: hashlib.sha256(Path(name).read_bytes()).hexdigest() for name in compose_files
+        },
         "project": values["COMPOSE_PROJECT_NAME"],
         "port": values["WEBAPP_PORT"],
         "secret_required": values["APP_ENV"] == "prod",
@@ -158,15 +162,19 @@ def render(environment: str, image: str, overrides: dict[str, str], out: Path) -
     out.write_text(text)
     # The same command the fingerprint runs on the host, with no shell variables leaking
     # in: the env file alone decides the config, there and here.
+    clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
     config = docker(
-        "compose", "--env-file", str(out), "config", "--no-path-resolution",
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())},
+        "compose", "--env-file", str(out), "config", "--no-path-resolution", env=clean
     ).stdout.rstrip("\n")  # fmt: skip
+    services = docker("compose", "--env-file", str(out), "config", "--services", env=clean)
     # Trailing newlines dropped: Ansible's command module strips them from what it captures.
     return {
         "path": str(out.resolve()),
         "sha256": hashlib.sha256(text.encode()).hexdigest(),
         "compose_config_sha256": hashlib.sha256(config.encode()).hexdigest(),
+        # The services a healthy host runs; the deploy skips `compose up` only when each
+        # of these runs healthy on the planned image and nothing else does.
+        "services": sorted(services.stdout.split()),
     }
 
 

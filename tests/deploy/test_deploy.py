@@ -80,6 +80,25 @@ def test_a_rerun_with_nothing_changed_reports_no_change(lab: Lab, releases) -> N
     assert run.shipped() == []
 
 
+def test_a_rerun_repairs_a_stopped_service_and_edited_files(lab: Lab, releases) -> None:
+    web1, web2 = lab.prod
+    web1.sh("cd /opt/webapp && docker compose --env-file .env.prod stop app")
+    web2.sh(
+        "echo '# edited by hand' >> /opt/webapp/.env.prod"
+        " && chmod 644 /opt/webapp/compose/compose.yaml"
+    )
+    run = deploy(lab, releases["v1"])
+    assert run.returncode == 0, run.output[-3000:]
+    changed = run.changed()
+    assert changed["web1"] > 0 and changed["web2"] > 0, changed
+    assert http(web1.app_port, "GET", "/readyz")[0] == 200
+    assert "edited by hand" not in web2.sh("cat /opt/webapp/.env.prod").stdout
+    assert web2.sh("stat -c %a /opt/webapp/compose/compose.yaml").stdout.strip() == "600"
+    again = deploy(lab, releases["v1"])
+    assert again.returncode == 0, again.output[-3000:]
+    assert again.changed() == {"localhost": 0, "web1": 0, "web2": 0}
+
+
 def test_check_mode_shows_the_redeploy_and_changes_nothing(lab: Lab, releases) -> None:
     before = [
         host.sh("cat /opt/webapp/releases.json /opt/webapp/.env.prod").stdout for host in lab.prod
