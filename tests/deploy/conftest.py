@@ -45,6 +45,18 @@ class Run:
     def shipped(self) -> list[int]:
         return [int(n) for n in re.findall(r"Shipping \S+: (\d+) bytes", self.output)]
 
+    def ran(self, task: str) -> set[str]:
+        """Hosts on which the task named `task` ran (any result but skipping)."""
+        hosts_seen: set[str] = set()
+        for block in self.output.split("\nTASK [")[1:]:
+            if not block.startswith(f"webapp : {task}]"):
+                continue
+            for line in block.splitlines()[1:]:
+                found = re.match(r"^(ok|changed|failed|fatal): \[(?P<host>[^\]]+)\]", line)
+                if found:
+                    hosts_seen.add(found["host"])
+        return hosts_seen
+
 
 @dataclass
 class Lab:

@@ -78,6 +78,15 @@ def test_a_rerun_with_nothing_changed_reports_no_change(lab: Lab, releases) -> N
     assert run.returncode == 0, run.output[-3000:]
     assert run.changed() == {"localhost": 0, "web1": 0, "web2": 0}
     assert run.shipped() == []
+    # Nothing differs, so nothing is sent and compose is not asked to bring anything up.
+    for task in (
+        "Install the compose files.",
+        "Install the env file.",
+        "Install the secret key.",
+        "Bring the release up health first, detached from the SSH session.",
+    ):
+        assert run.ran(task) == set(), task
+    assert run.ran("Read the installed files and the running containers.") == {"web1", "web2"}
 
 
 def test_a_rerun_repairs_a_stopped_service_and_edited_files(lab: Lab, releases) -> None:
@@ -91,6 +100,11 @@ def test_a_rerun_repairs_a_stopped_service_and_edited_files(lab: Lab, releases) 
     assert run.returncode == 0, run.output[-3000:]
     changed = run.changed()
     assert changed["web1"] > 0 and changed["web2"] > 0, changed
+    assert run.ran("Bring the release up health first, detached from the SSH session.") == {
+        "web1",
+        "web2",
+    }
+    assert run.ran("Install the compose files.") == {"web2"}
     assert http(web1.app_port, "GET", "/readyz")[0] == 200
     assert "edited by hand" not in web2.sh("cat /opt/webapp/.env.prod").stdout
     assert web2.sh("stat -c %a /opt/webapp/compose/compose.yaml").stdout.strip() == "600"
