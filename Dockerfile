@@ -7,7 +7,7 @@
 # The classic builder is assumed (no BuildKit on our machines): no RUN --mount, no --secret.
 
 # python:3.12-slim where a registry is reachable; `nox -s build` passes the local
-# Debian base (localhost/webapp-base:bookworm) where it is not.
+# Debian base (localhost/webapp-base:trixie) where it is not. Both are Debian 13.
 ARG BASE_IMAGE=python:3.12-slim
 
 # --- deps: the virtualenv, from the hash-checked wheelhouse only --------------------------
@@ -45,15 +45,25 @@ RUN set -eu; \
 # --- runtime ------------------------------------------------------------------------------
 FROM ${BASE_IMAGE} AS runtime
 
-# The operators' sqlite3 CLI: the local Debian base already has it (so offline builds need
-# no apt); the official slim image does not.
+# SQLite at or above the floor in webapp/sqlite_floor.py, on either base: Debian forky's
+# libsqlite3-0 and sqlite3 CLI, pinned in requirements/sqlite.lock and checked here against
+# SHA256SUMS. Python's sqlite3 module links the shared library, so it follows. Offline on
+# the local base, which already has the CLI's dependencies; the slim image may lack
+# libreadline, which apt then brings from the archive it already names.
+COPY debs/ /tmp/debs/
 # hadolint ignore=DL3008
-RUN if ! command -v sqlite3 >/dev/null 2>&1; then \
-        apt-get update \
-        && apt-get install -y --no-install-recommends sqlite3 \
-        && apt-get clean \
-        && rm -rf /var/lib/apt/lists/*; \
-    fi
+RUN set -eu; \
+    cd /tmp/debs; \
+    if [ ! -f SHA256SUMS ]; then \
+        echo "error: debs/ holds no SQLite packages; run \`nox -s build\` first to fill it" >&2; \
+        exit 1; \
+    fi; \
+    sha256sum --check --strict --quiet SHA256SUMS; \
+    if ! dpkg -i ./*.deb >/tmp/dpkg.log 2>&1; then \
+        apt-get update -q && apt-get install -y -q -f --no-install-recommends \
+        && apt-get clean && rm -rf /var/lib/apt/lists/*; \
+    fi; \
+    rm -rf /tmp/debs /tmp/dpkg.log
 
 # A fixed UID/GID so that volumes and host-side secret files can be owned ahead of time.
 # /data and /backups exist in the image, owned by that user, so that a fresh named volume
@@ -74,7 +84,8 @@ COPY --from=deps /opt/venv /opt/venv
 WORKDIR /app
 COPY gunicorn.conf.py /app/gunicorn.conf.py
 COPY webapp/ /app/webapp/
-RUN python -m compileall -q /app/webapp >/dev/null
+# Fails the build in one line when the SQLite library or CLI is below the floor.
+RUN python -m compileall -q /app/webapp >/dev/null && python -m webapp.sqlite_floor
 
 USER 10001:10001
 EXPOSE 8000

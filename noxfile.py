@@ -79,13 +79,15 @@ def down(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, venv_backend="none")
 def lock(session: nox.Session) -> None:
-    """Re-resolve requirements/*.in into hash-pinned lock files (needs `uv` on PATH)."""
+    """Re-resolve requirements/*.in into hash-pinned lock files (needs `uv` on PATH), and
+    the image's SQLite packages into requirements/sqlite.lock (needs `gpgv`)."""
     for name in ("app", "dev"):
         session.run(
             "uv", "pip", "compile", "--universal", "--python-version", PYTHON,
             "--generate-hashes", "--quiet", *session.posargs,
             f"requirements/{name}.in", "-o", f"requirements/{name}.txt",
         )  # fmt: skip
+    session.run("python3", "-m", "kit.debs", "lock", external=True)
 
 
 def run_playbook(session: nox.Session, *, playbook: str, usage: str) -> None:

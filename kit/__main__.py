@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kit import base_image, console, env_file, image, stack, wheelhouse
+from kit import base_image, console, debs, env_file, image, stack, wheelhouse
 from kit.console import KitError, human_bytes
 from kit.docker_cli import engine_ready
 
@@ -30,6 +30,13 @@ def command_build(arguments: argparse.Namespace) -> None:
         console.detail(
             f"{house.wheels} wheels, {human_bytes(house.size)}, for CPython {target.python} "
             f"{target.machine}: {state}"
+        )
+    with console.step("Ensuring the SQLite packages"):
+        packages = debs.ensure(target.machine)
+        state = "downloaded" if packages.fetched else "up to date with the lock"
+        console.detail(
+            f"{packages.files} packages, {human_bytes(packages.size)}, SQLite "
+            f"{packages.version} for {debs.architecture(target.machine)}: {state}"
         )
     with console.step("Building the image"):
         built = image.build(base)

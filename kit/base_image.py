@@ -7,6 +7,8 @@ Order of preference, so that a no-change build never waits on a network:
 3. `BASE_IMAGE` pulled from its registry;
 4. an equivalent local base built from Debian packages (debootstrap + `docker import`),
    for machines with no registry: air-gapped sites, and the CI machines.
+
+Both paths are Debian 13 (trixie): the official `python:3.12-slim` is built on it too.
 """
 
 from __future__ import annotations
@@ -24,10 +26,16 @@ from kit.console import KitError
 from kit.docker_cli import docker, inspect_image
 
 DEFAULT_BASE = "python:3.12-slim"
-LOCAL_BASE = "localhost/webapp-base:bookworm"
-SUITE = "bookworm"
+SUITE = "trixie"
+LOCAL_BASE = f"localhost/webapp-base:{SUITE}"
+# Debian's release names, so that the archive the host already uses can be told apart from
+# third-party apt sources (a host may list only its own suite, e.g. bookworm).
+DEBIAN_SUITES = frozenset(
+    {"bullseye", "bookworm", "trixie", "forky", "duke", "sid", "stable", "testing", "unstable"}
+)
 # python3-venv brings ensurepip, which the Dockerfile's venv step needs; sqlite3 is the
-# operators' CLI, included here so an offline build never needs apt.
+# operators' CLI, included here so an offline build never needs apt (the Dockerfile then
+# raises it and its library to the locked SQLite, see kit/debs.py).
 PACKAGES = ("python3", "python3-venv", "ca-certificates", "sqlite3")
 # Paths dropped before import: package caches and documentation nobody reads in a container.
 PRUNE = (
@@ -93,44 +101,90 @@ def _sources_entries() -> list[tuple[str, list[str]]]:
     return entries
 
 
-def debian_mirror() -> str:
-    """The Debian mirror the host already uses for SUITE; no hard-coded address."""
+@dataclass(frozen=True)
+class Archives:
+    """Where Debian's packages come from: the main archive, and its security archive."""
+
+    main: str
+    security: str | None
+
+    def sources(self, suite: str) -> str:
+        """A deb822 sources file for `suite`, its updates and, if known, its security fixes."""
+        stanzas = [f"Types: deb\nURIs: {self.main}\nSuites: {suite} {suite}-updates\n"]
+        if self.security is not None:
+            stanzas.append(f"Types: deb\nURIs: {self.security}\nSuites: {suite}-security\n")
+        keyring = "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg\n"
+        return "\n".join(f"{stanza}Components: main\n{keyring}" for stanza in stanzas)
+
+
+def debian_archives() -> Archives:
+    """The Debian archives the host already uses, whatever its own suite; no fixed address."""
+    main = security = None
     for uri, suites in _sources_entries():
-        if SUITE in suites and uri.startswith(("http://", "https://")):
-            return uri
-    raise KitError(
-        f"no apt source for Debian '{SUITE}' in /etc/apt/sources.list*; add one "
-        f"(e.g. `deb http://<mirror>/debian {SUITE} main`) or set BASE_IMAGE to an image "
-        "you have"
-    )
+        if not uri.startswith(("http://", "https://")):
+            continue
+        names = {suite.split("-", 1)[0] for suite in suites} & DEBIAN_SUITES
+        if not names:
+            continue
+        if all(suite.endswith("-security") for suite in suites):
+            security = security or uri
+        else:
+            main = main or uri
+    if main is None:
+        raise KitError(
+            "no Debian archive in /etc/apt/sources.list*; add one (e.g. "
+            f"`deb http://<mirror>/debian {SUITE} main`) or set BASE_IMAGE to an image you have"
+        )
+    return Archives(main, security)
 
 
-def build_local_base(reference: str = LOCAL_BASE) -> BaseImage:
-    """Bootstrap a minimal Debian with Python and import it into the engine as `reference`."""
+def debian_mirror() -> str:
+    """The Debian archive the host already uses (the base and the SQLite lock read it)."""
+    return debian_archives().main
+
+
+def _run(command: list[str], what: str) -> None:
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["?"]
+        raise KitError(f"{what} failed: {tail[0]}")
+
+
+def build_local_base(reference: str = LOCAL_BASE, *, suite: str = SUITE) -> BaseImage:
+    """Bootstrap a minimal Debian `suite` with Python, bring it up to date with its updates
+    and security suites, and import it into the engine as `reference`."""
     if shutil.which("debootstrap") is None:
         raise KitError("debootstrap: command not found; run `sudo bash .ci/prepare-host`")
     if os.geteuid() != 0:
         raise KitError("building the local base image needs root (debootstrap); run as root")
-    mirror = debian_mirror()
+    archives = debian_archives()
     with tempfile.TemporaryDirectory(prefix="webapp-base-") as workdir:
         rootfs = Path(workdir) / "rootfs"
-        console.detail(f"debootstrap {SUITE} from {mirror} (about a minute)")
-        result = subprocess.run(
+        console.detail(f"debootstrap {suite} from {archives.main} (about a minute)")
+        _run(
             [
                 "debootstrap",
                 "--variant=minbase",
                 f"--include={','.join(PACKAGES)}",
-                SUITE,
+                suite,
                 str(rootfs),
-                mirror,
+                archives.main,
             ],
-            capture_output=True,
-            text=True,
-            check=False,
+            f"debootstrap {suite} from {archives.main}",
         )
-        if result.returncode != 0:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["?"]
-            raise KitError(f"debootstrap {SUITE} from {mirror} failed: {tail[0]}")
+        # debootstrap writes only `SUITE main`: without the updates and security suites
+        # the base would miss every fix released since the point release.
+        (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
+        (rootfs / "etc/apt/sources.list.d/debian.sources").write_text(archives.sources(suite))
+        if archives.security is None:
+            console.detail("no Debian security archive in the host's apt sources: skipped")
+        console.detail(f"applying {suite}-updates and {suite}-security")
+        _run(
+            ["chroot", str(rootfs), "sh", "-c",
+             "apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get upgrade -y -q"
+             " && apt-get clean"],
+            f"apt-get upgrade inside the {suite} base",
+        )  # fmt: skip
         for relative in PRUNE:
             target = rootfs / relative
             if target.is_dir():

@@ -10,13 +10,16 @@ wheelhouse was made from; when the lock and the target are unchanged nothing is 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from kit.console import KitError, detail
 from kit.docker_cli import docker
@@ -72,10 +75,56 @@ def probe(base_reference: str) -> Target:
     return Target(**json.loads(result.stdout))
 
 
-def _lock_digest() -> str:
+def _marker_environment(target: Target) -> dict[str, str]:
+    return {
+        "python_version": target.python,
+        "python_full_version": f"{target.python}.0",
+        "implementation_name": target.implementation,
+        "platform_python_implementation": "CPython" if target.implementation == "cpython" else "",
+        "platform_machine": target.machine,
+        "sys_platform": "linux",
+        "platform_system": "Linux",
+        "os_name": "posix",
+    }
+
+
+def _marker_class() -> Any:
+    # The build session installs nothing, so `packaging` may be absent; pip, which the
+    # wheelhouse needs anyway, carries its own copy.
+    for module in ("packaging.markers", "pip._vendor.packaging.markers"):
+        try:
+            return importlib.import_module(module).Marker
+        except ImportError:
+            continue
+    raise KitError("neither packaging nor pip is importable; install pip into this Python")
+
+
+def requirements_for(lock_text: str, target: Target) -> str:
+    """The lock with its environment markers decided for `target`, not for this host.
+
+    `pip download --python-version` picks wheels for the target but still evaluates
+    markers against the interpreter running pip, so a package needed only on the image's
+    Python (e.g. one marked `python_full_version >= '3.13'`) would never be fetched.
+    """
+    marker_class = _marker_class()
+    environment = _marker_environment(target)
+    kept: list[str] = []
+    for block in re.split(r"(?<!\\)\n(?=\S)", lock_text):
+        first, _, rest = block.partition("\n")
+        requirement, separator, marker = first.partition(" ; ")
+        if separator:
+            marker_text = marker.rstrip(" \\").strip()
+            if not marker_class(marker_text).evaluate(environment):
+                continue
+            first = f"{requirement} \\" if marker.rstrip().endswith("\\") else requirement
+        kept.append(f"{first}\n{rest}" if rest else first)
+    return "\n".join(kept)
+
+
+def _read_lock() -> str:
     if not LOCK.is_file():
         raise KitError(f"{LOCK} is missing; run `nox -s lock` to create it")
-    return hashlib.sha256(LOCK.read_bytes()).hexdigest()
+    return LOCK.read_text()
 
 
 def _current() -> Wheelhouse:
@@ -85,7 +134,11 @@ def _current() -> Wheelhouse:
 
 def ensure(target: Target) -> Wheelhouse:
     """Fill wheelhouse/ for `target` from the lock, unless the stamp says it already is."""
-    wanted = {"lock_sha256": _lock_digest(), "target": asdict(target)}
+    requirements_text = requirements_for(_read_lock(), target)
+    wanted = {
+        "requirements_sha256": hashlib.sha256(requirements_text.encode()).hexdigest(),
+        "target": asdict(target),
+    }
     if STAMP.is_file() and any(WHEELHOUSE.glob("*.whl")):
         recorded = json.loads(STAMP.read_text())
         names = recorded.get("wheels", [])
@@ -103,7 +156,9 @@ def ensure(target: Target) -> Wheelhouse:
         command = [sys.executable, "-m", "pip", "download", "--quiet"]
         command += ["--disable-pip-version-check", "--only-binary=:all:", "--require-hashes"]
         command += ["--implementation", implementation, "--python-version", target.python]
-        command += [*platform_args, "--dest", staging, "-r", str(LOCK)]
+        requirements = Path(staging) / "requirements.txt"
+        requirements.write_text(requirements_text)
+        command += [*platform_args, "--dest", staging, "-r", str(requirements)]
         result = subprocess.run(command, capture_output=True, text=True, check=False)
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).strip().splitlines() or ["no output"]

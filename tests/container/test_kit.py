@@ -53,12 +53,13 @@ def test_wheel_platforms_follow_the_base_image_glibc() -> None:
         musl.platforms()
 
 
-def test_debian_mirror_is_read_from_both_apt_source_formats(
+def test_debian_archives_are_read_from_both_apt_source_formats(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     listing = tmp_path / "sources.list"
     listing.write_text(
         "deb [arch=amd64] http://one.example/debian-security bookworm-security main\n"
+        "deb https://packages.example/apt cloud-sdk-bookworm main\n"
     )
     parts = tmp_path / "sources.list.d"
     parts.mkdir()
@@ -68,10 +69,35 @@ def test_debian_mirror_is_read_from_both_apt_source_formats(
         "Suites: bookworm bookworm-updates\nComponents: main\n"
     )
     monkeypatch.setattr(base_image, "APT_SOURCES", (listing, parts))
-    assert base_image.debian_mirror() == "http://mirror.example/debian"
+    # A Debian 12 host's own archive serves the Debian 13 base: no address is fixed.
+    archives = base_image.debian_archives()
+    assert archives == base_image.Archives(
+        "http://mirror.example/debian", "http://one.example/debian-security"
+    )
+    sources = archives.sources("trixie")
+    assert "URIs: http://mirror.example/debian\nSuites: trixie trixie-updates\n" in sources
+    assert "URIs: http://one.example/debian-security\nSuites: trixie-security\n" in sources
     (parts / "debian.sources").unlink()
-    with pytest.raises(KitError, match="no apt source for Debian 'bookworm'"):
+    with pytest.raises(KitError, match="no Debian archive in /etc/apt/sources.list"):
         base_image.debian_mirror()
+
+
+def test_the_wheelhouse_decides_markers_for_the_image_python_not_the_host() -> None:
+    lock = (
+        "alembic==1.0 \\\n    --hash=sha256:aa\n"
+        "legacy-cgi==2.6.4 ; python_full_version >= '3.13' \\\n"
+        "    --hash=sha256:bb \\\n    --hash=sha256:cc\n    # via webob\n"
+        "tomli==2.0 ; python_version < '3.11' \\\n    --hash=sha256:dd\n"
+    )
+    image = wheelhouse.requirements_for(
+        lock, wheelhouse.Target("3.13", "cpython", "x86_64", "glibc", "2.41")
+    )
+    assert "legacy-cgi==2.6.4 \\\n    --hash=sha256:bb \\\n    --hash=sha256:cc" in image
+    assert "tomli" not in image and ";" not in image and "alembic==1.0" in image
+    older = wheelhouse.requirements_for(
+        lock, wheelhouse.Target("3.10", "cpython", "x86_64", "glibc", "2.36")
+    )
+    assert "legacy-cgi" not in older and "tomli==2.0 \\\n    --hash=sha256:dd" in older
 
 
 def test_build_record_is_required_with_what_to_run(tmp_path: Path) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import platform
 import re
+import sqlite3
 from importlib import resources
 from pathlib import Path
 
@@ -78,6 +80,8 @@ def test_version_reports_build_values_and_schema(db_path, engine):
         "built_at": "2026-01-01T00:00:00Z",
         "schema_revision": schema.head(),
         "app_env": "dev",
+        "sqlite_version": sqlite3.sqlite_version,
+        "python_version": platform.python_version(),
     }
 
 

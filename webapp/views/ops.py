@@ -12,7 +12,7 @@ from pyramid.response import Response
 from pyramid.view import view_config
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp import db, readiness, schema
+from webapp import db, readiness, schema, sqlite_floor
 from webapp.problems import Problem
 
 
@@ -46,6 +46,8 @@ def version(request: Request) -> dict[str, Any]:
         "built_at": settings.built_at,
         "schema_revision": revision,
         "app_env": settings.app_env,
+        "sqlite_version": sqlite_floor.library_version(),
+        "python_version": sqlite_floor.python_version(),
     }
 
 
