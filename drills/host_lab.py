@@ -235,7 +235,7 @@ def running(context: DrillContext, name: str, count: int) -> Iterator[HostLab]:
                 started.append(
                     hosts.start(host_name, image, key.with_suffix(".pub"), systemd=False)
                 )
-        inventory = hosts.inventory(workdir / "inventory.ini", key, started, None, sys.executable)
+        inventory = hosts.inventory(workdir / "inventory.ini", key, {"prod": started})
         lab = HostLab(workdir, inventory, started, tag, LOGS / name)
         lab._record("v1", f"{tag}-v1")
         yield lab

@@ -5,8 +5,8 @@
 
 `check` validates the environment name, its env file and the build record, and prints the
 plan as JSON. `render` writes the env file one host gets (the repository's file with the
-built image pinned and the host's overrides) and prints its hash and the hash of the
-compose config it yields; the deploy compares live hosts with exactly these values.
+built image pinned and the host's overrides) and prints its hash and the compose files'
+hash; the deploy compares live hosts with exactly these values.
 """
 
 from __future__ import annotations
@@ -160,22 +160,31 @@ def render(environment: str, image: str, overrides: dict[str, str], out: Path) -
     text = "".join(f"{key}={value}\n" for key, value in values.items())
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    # The same command the fingerprint runs on the host, with no shell variables leaking
-    # in: the env file alone decides the config, there and here.
+    # With no shell variables leaking in: the env file alone decides the config, here
+    # and on the host. Rendering it also proves Compose accepts the env file.
     clean = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(Path.home())}
-    config = docker(
-        "compose", "--env-file", str(out), "config", "--no-path-resolution", env=clean
-    ).stdout.rstrip("\n")  # fmt: skip
     services = docker("compose", "--env-file", str(out), "config", "--services", env=clean)
-    # Trailing newlines dropped: Ansible's command module strips them from what it captures.
     return {
         "path": str(out.resolve()),
         "sha256": hashlib.sha256(text.encode()).hexdigest(),
-        "compose_config_sha256": hashlib.sha256(config.encode()).hexdigest(),
+        "compose_files_sha256": compose_files_digest(values["COMPOSE_FILE"].split(":")),
         # The services a healthy host runs; the deploy skips `compose up` only when each
         # of these runs healthy on the planned image and nothing else does.
         "services": sorted(services.stdout.split()),
     }
+
+
+def compose_files_digest(names: list[str]) -> str:
+    """One hash for the compose files, byte for byte, in COMPOSE_FILE order.
+
+    The host computes the same with `sha256sum FILES | sha256sum`. It hashes the files,
+    not `docker compose config`, whose rendering differs between Compose versions; that
+    the running containers follow these files is checked on the host by Compose itself.
+    """
+    lines = "".join(
+        f"{hashlib.sha256(Path(name).read_bytes()).hexdigest()}  {name}\n" for name in names
+    )
+    return hashlib.sha256(lines.encode()).hexdigest()
 
 
 def _assignment(text: str) -> tuple[str, str]:

@@ -63,13 +63,15 @@ class Lab:
     workdir: Path
     inventory: Path
     prod: list[hosts.Host]
-    bare: hosts.Host
+    bare: list[hosts.Host]
     secret: str
+    key: Path
 
-    def command(self, playbook: str, *args: str) -> list[str]:
+    def command(self, playbook: str, *args: str, inventory: Path | None = None) -> list[str]:
         # Test exports stay out of the working tree's build/ship cache.
         cache = f"webapp_ship_cache={self.workdir / 'ship'}"
-        return [str(PLAYBOOK), "-i", str(self.inventory), playbook, "-e", cache, *args]
+        chosen = str(inventory or self.inventory)
+        return [str(PLAYBOOK), "-i", chosen, playbook, "-e", cache, *args]
 
     def environ(self) -> dict[str, str]:
         return {
@@ -80,10 +82,13 @@ class Lab:
             "PATH": f"{PLAYBOOK.parent}:{os.environ['PATH']}",
         }
 
-    def play(self, playbook: str, *args: str) -> Run:
+    def bare_host(self, name: str) -> hosts.Host:
+        return next(host for host in self.bare if host.name == name)
+
+    def play(self, playbook: str, *args: str, inventory: Path | None = None) -> Run:
         started = time.monotonic()
         result = subprocess.run(
-            self.command(playbook, *args),
+            self.command(playbook, *args, inventory=inventory),
             cwd=ANSIBLE_DIR,
             env=self.environ(),
             capture_output=True,
@@ -162,10 +167,20 @@ def releases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Rel
 @pytest.fixture(scope="session")
 def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     workdir = tmp_path_factory.mktemp("lab")
-    fleet = hosts.start_fleet(workdir, ["web1", "web2"], bare="bare1")
-    assert fleet.bare is not None
+    # The prod hosts are Debian 13 with Debian's Compose; the bare ones are fresh Debian 13
+    # and Debian 12 servers for provision.yml.
+    fleet = hosts.start_fleet(
+        workdir, ["web1", "web2"], bare={"bare1": hosts.DEBIAN_13, "bare12": hosts.DEBIAN_12}
+    )
     try:
-        yield Lab(workdir, fleet.inventory, fleet.prod, fleet.bare, secrets.token_urlsafe(36))
+        yield Lab(
+            workdir,
+            fleet.inventory,
+            fleet.prod,
+            fleet.bare,
+            secrets.token_urlsafe(36),
+            fleet.key,
+        )
     finally:
         fleet.stop()
 

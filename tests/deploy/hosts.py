@@ -1,8 +1,12 @@
 """Test hosts: containers that stand in for servers, each with its own sshd (and, for
 the prepared kind, its own Docker engine), reached only through 127.0.0.1 ports.
 
-Host images are built from the local base once and reused across runs: their tag is a
-hash of everything that goes into them, so a changed Dockerfile makes a new one.
+They are Debian 13 servers, as a user provisions today, with Debian's own docker.io,
+docker-cli and docker-compose; nothing is copied from the controller. A Debian 12 kind of
+the bare host proves that provision and deploy still work on the previous release.
+
+Host images are built from the local Debian bases once and reused across runs: their tag
+is a hash of everything that goes into them, so a changed Dockerfile makes a new one.
 """
 
 from __future__ import annotations
@@ -18,10 +22,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kit import base_image
+
 HERE = Path(__file__).parent / "hosts"
-BASE_IMAGE = "localhost/webapp-base:bookworm"
-COMPOSE_PLUGIN = Path("/usr/local/lib/docker/cli-plugins/docker-compose")
-# The run flags ENVIRONMENT.md found to work without --privileged.
+DEBIAN_13 = base_image.SUITE
+DEBIAN_12 = "bookworm"
+# The run flags that work here without --privileged. Nested containers on a bridge need
+# the IPv6 variable on Debian 13's engine (it fails to disable IPv6 on their interface
+# otherwise); the host images set it for dockerd themselves.
 RUN_FLAGS = [
     "--cap-add", "ALL", "--cap-drop", "SYS_RESOURCE",
     "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
@@ -33,27 +41,33 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["docker", *args], check=check, capture_output=True, text=True)
 
 
-def _digest(paths: list[Path]) -> str:
-    digest = hashlib.sha256(
-        docker("image", "inspect", "-f", "{{.Id}}", BASE_IMAGE).stdout.encode()
-    )
+def debian_base(suite: str) -> str:
+    """The local Debian base of `suite`, bootstrapped once if the engine lacks it."""
+    reference = f"localhost/webapp-base:{suite}"
+    if docker("image", "inspect", reference, check=False).returncode != 0:
+        base_image.build_local_base(reference, suite=suite)
+    return reference
+
+
+def _digest(base: str, paths: list[Path]) -> str:
+    digest = hashlib.sha256(docker("image", "inspect", "-f", "{{.Id}}", base).stdout.encode())
     for path in paths:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 
 
-def host_image(kind: str) -> str:
-    """The tag of the `kind` host image (docker-host or bare-host), built if missing."""
+def host_image(kind: str, suite: str = DEBIAN_13) -> str:
+    """The tag of the `kind` host image (docker-host or bare-host) on Debian `suite`,
+    built if missing."""
+    base = debian_base(suite)
     files = sorted((HERE / kind).iterdir())
-    if kind == "docker-host":
-        files.append(COMPOSE_PLUGIN)
-    tag = f"localhost/webapp-test-{kind}:{_digest(files)}"
+    tag = f"localhost/webapp-test-{kind}:{suite}-{_digest(base, files)}"
     if docker("image", "inspect", tag, check=False).returncode != 0:
         with tempfile.TemporaryDirectory() as context:
             for path in files:
                 shutil.copy2(path, Path(context) / path.name)
-            docker("build", "-q", "--build-arg", f"BASE_IMAGE={BASE_IMAGE}", "-t", tag, context)
+            docker("build", "-q", "--build-arg", f"BASE_IMAGE={base}", "-t", tag, context)
     return tag
 
 
@@ -79,17 +93,15 @@ def start(name: str, image: str, public_key: Path, *, systemd: bool) -> Host:
     container = f"webapp-test-{name}-{os.getpid()}"
     docker("rm", "-f", "-v", container, check=False)
     docker("volume", "rm", f"{container}-docker", check=False)
-    ports = ["-p", "127.0.0.1::22"]
-    extra = ["--tmpfs", "/run", "--tmpfs", "/run/lock"] if systemd else ["-p", "127.0.0.1::8000"]
+    ports = ["-p", "127.0.0.1::22", "-p", "127.0.0.1::8000"]
+    extra = ["--tmpfs", "/run", "--tmpfs", "/run/lock"] if systemd else []
     docker(
         "run", "-d", "--name", container, "--hostname", name, *RUN_FLAGS, *ports, *extra,
         "-v", f"{container}-docker:/var/lib/docker",
         "-v", f"{public_key}:/root/.ssh/authorized_keys:ro",
         image,
     )  # fmt: skip
-    host = Host(name, container, _published(container, 22), None)
-    if not systemd:
-        host.app_port = _published(container, 8000)
+    host = Host(name, container, _published(container, 22), _published(container, 8000))
     wait_for_ssh(host)
     return host
 
@@ -114,17 +126,18 @@ class Fleet:
 
     key: Path
     prod: list[Host]
-    bare: Host | None
+    bare: list[Host]
     inventory: Path
 
     def stop(self) -> None:
-        stop_all(self.prod + ([self.bare] if self.bare else []))
+        stop_all(self.prod + self.bare)
 
 
-def start_fleet(workdir: Path, names: list[str], *, bare: str | None = None) -> Fleet:
-    """Prepared hosts NAMES (group [prod]) and optionally one bare systemd host ([bare]),
-    each listening for SSH, with a fresh key and inventory under WORKDIR. Shared by the
-    deploy tests and the bench, so both deploy to hosts made the same way."""
+def start_fleet(workdir: Path, names: list[str], *, bare: dict[str, str] | None = None) -> Fleet:
+    """Prepared Debian 13 hosts NAMES (group [prod]) and bare systemd hosts ([bare]), given
+    as {name: Debian suite}, each listening for SSH, with a fresh key and inventory under
+    WORKDIR. Shared by the deploy tests and the bench, so both deploy to hosts made the
+    same way."""
     key = workdir / "id_ed25519"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     public = key.with_suffix(".pub")
@@ -134,19 +147,19 @@ def start_fleet(workdir: Path, names: list[str], *, bare: str | None = None) -> 
         docker_image = host_image("docker-host")
         for name in names:
             started.append(start(name, docker_image, public, systemd=False))
-        bare_host = None
-        if bare is not None:
-            bare_host = start(bare, host_image("bare-host"), public, systemd=True)
-            started.append(bare_host)
+        for name, suite in (bare or {}).items():
+            started.append(start(name, host_image("bare-host", suite), public, systemd=True))
     except BaseException:
         stop_all(started)
         raise
-    prod = started[: len(names)]
-    path = inventory(workdir / "inventory.ini", key, prod, bare_host, sys.executable)
-    return Fleet(key, prod, bare_host, path)
+    prod, bare_hosts = started[: len(names)], started[len(names) :]
+    path = inventory(workdir / "inventory.ini", key, {"prod": prod, "bare": bare_hosts})
+    return Fleet(key, prod, bare_hosts, path)
 
 
-def inventory(path: Path, key: Path, prod: list[Host], bare: Host | None, python: str) -> Path:
+def inventory(path: Path, key: Path, groups: dict[str, list[Host]]) -> Path:
+    """An inventory of GROUPS (name: hosts) beside the controller's own [dev] group.
+    Hosts of [prod] get the env override a test host needs."""
     common = (
         f"ansible_host=127.0.0.1 ansible_user=root ansible_ssh_private_key_file={key} "
         "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null' "
@@ -155,13 +168,13 @@ def inventory(path: Path, key: Path, prod: list[Host], bare: Host | None, python
     # Inside a test host the app must listen on all its interfaces, or the port
     # published on the real machine's 127.0.0.1 could not reach it.
     overrides = json.dumps({"WEBAPP_BIND_ADDRESS": "0.0.0.0"})
-    lines = ["[dev]", f"localhost ansible_connection=local ansible_python_interpreter={python}"]
-    lines += ["", "[prod]"]
-    lines += [
-        f"{h.name} ansible_port={h.ssh_port} {common} webapp_env_overrides='{overrides}'"
-        for h in prod
+    lines = [
+        "[dev]",
+        f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",
     ]
-    if bare is not None:
-        lines += ["", "[bare]", f"{bare.name} ansible_port={bare.ssh_port} {common}"]
+    for group, members in groups.items():
+        extra = f" webapp_env_overrides='{overrides}'" if group == "prod" else ""
+        lines += ["", f"[{group}]"]
+        lines += [f"{h.name} ansible_port={h.ssh_port} {common}{extra}" for h in members]
     path.write_text("\n".join(lines) + "\n")
     return path

@@ -1,8 +1,9 @@
 """The deploy, run for real: ansible-playbook over SSH against Docker test hosts.
 
 The tests run in file order and build on each other, like a host's release history:
-provision, first deploy, idempotent re-run, dry run, redeploy with data, lock, broken
-release, and a host lost mid-rollout.
+provision (Debian 13 and 12), first deploy, idempotent re-run, dry run, the parity proof
+against real differences, redeploy with data, lock, broken release, and a host lost
+mid-rollout. The prod hosts run Debian 13's own Compose, the controller a newer one.
 """
 
 from __future__ import annotations
@@ -25,15 +26,60 @@ def deploy(lab: Lab, release, *args: str):
     )
 
 
-def test_provision_prepares_a_bare_host_idempotently(lab: Lab) -> None:
+def test_provision_refuses_an_unsupported_os_before_changing_anything(lab: Lab) -> None:
+    bare1 = lab.bare_host("bare1")
+    saved = "/etc/os-release /etc/debian_version"
+    bare1.sh(f"mkdir -p /root/saved && cp {saved} /root/saved/")
+    bare1.sh(
+        "sed -i -e 's/^VERSION_ID=.*/VERSION_ID=\"11\"/' -e 's/^VERSION=.*/VERSION=\"11\"/'"
+        " -e 's/^VERSION_CODENAME=.*/VERSION_CODENAME=bullseye/' /etc/os-release"
+        " && echo 11.11 > /etc/debian_version"
+    )
+    try:
+        run = lab.play("provision.yml", "-e", "env=bare", "--limit", "bare1")
+    finally:
+        bare1.sh("cp /root/saved/os-release /root/saved/debian_version /etc/")
+    assert run.returncode != 0
+    message = " ".join(run.output.split())
+    assert "bare1 runs Debian 11" in message and "prepares Debian 12 or 13 only" in message
+    assert run.changed() == {"bare1": 0}
+    assert bare1.sh("command -v dockerd", check=False).returncode != 0
+
+
+def test_provision_prepares_debian_13_and_12_idempotently(lab: Lab) -> None:
     first = lab.play("provision.yml", "-e", "env=bare")
     assert first.returncode == 0, first.output[-3000:]
-    assert first.changed()["bare1"] > 0
-    assert "Compose" in lab.bare.sh("docker compose version").stdout
-    assert lab.bare.sh("systemctl is-active docker").stdout.strip() == "active"
+    assert first.changed()["bare1"] > 0 and first.changed()["bare12"] > 0
+    controller_compose = hosts.docker("compose", "version", "--short").stdout.strip()
+    for name, compose_owner in (("bare1", "docker-compose"), ("bare12", None)):
+        host = lab.bare_host(name)
+        assert host.sh("systemctl is-active docker").stdout.strip() == "active"
+        version = host.sh("docker compose version --short").stdout.strip()
+        plugin = host.sh("docker info --format '{{json .ClientInfo.Plugins}}'").stdout
+        if compose_owner is not None:
+            # Debian 13: Compose v2 from Debian's own package, nothing from the controller.
+            assert version != controller_compose, version
+            assert "/usr/libexec/docker/cli-plugins/docker-compose" in plugin
+            assert host.sh("dpkg -S /usr/libexec/docker/cli-plugins/docker-compose").stdout
+        else:
+            assert version == controller_compose
     again = lab.play("provision.yml", "-e", "env=bare")
     assert again.returncode == 0, again.output[-3000:]
-    assert again.changed() == {"bare1": 0}
+    assert again.changed() == {"bare1": 0, "bare12": 0}
+
+
+def test_a_debian_12_server_serves_the_release_and_matches_the_build(lab: Lab, releases) -> None:
+    bare12 = lab.bare_host("bare12")
+    debian_12 = hosts.inventory(lab.workdir / "debian12.ini", lab.key, {"prod": [bare12]})
+    run = lab.play(
+        "deploy.yml", "-e", "env=prod", "-e", f"webapp_build_record={releases['v1'].path}",
+        inventory=debian_12,
+    )  # fmt: skip
+    assert run.returncode == 0, run.output[-3000:]
+    assert http(bare12.app_port, "GET", "/readyz")[0] == 200
+    assert running_image(bare12) == releases["v1"].image_id
+    rows = [line for line in run.output.splitlines() if line.strip().startswith("- bare12")]
+    assert len(rows) == 1 and rows[0].rstrip().endswith("yes"), rows
 
 
 def test_unknown_environment_is_refused_before_any_host_is_contacted(lab: Lab, releases) -> None:
@@ -126,6 +172,50 @@ def test_check_mode_shows_the_redeploy_and_changes_nothing(lab: Lab, releases) -
         assert running_image(host) == releases["v1"].image_id
         missing = host.sh(f"docker image inspect {releases['v2'].image}", check=False)
         assert missing.returncode != 0
+
+
+def _verify(lab: Lab, release) -> str:
+    run = lab.play("verify.yml", "-e", "env=prod", "-e", f"webapp_build_record={release.path}")
+    assert run.returncode != 0, "verify passed although a host differs from the build"
+    return " ".join(run.output.split())
+
+
+def test_the_parity_proof_fails_on_every_real_difference(lab: Lab, releases) -> None:
+    web1, web2 = lab.prod
+    controller = hosts.docker("compose", "version", "--short").stdout.strip()
+    assert web1.sh("docker compose version --short").stdout.strip() != controller
+    built = f"Hosts differ from the local build {releases['v1'].image}:"
+    # An edited compose file.
+    web1.sh("cp /opt/webapp/compose/compose.yaml /root/compose.yaml")
+    web1.sh("echo '# edited by hand' >> /opt/webapp/compose/compose.yaml")
+    try:
+        assert f"{built} web1 (compose_files)" in _verify(lab, releases["v1"])
+    finally:
+        web1.sh("cp /root/compose.yaml /opt/webapp/compose/compose.yaml")
+    # A changed env value in the file: the containers no longer follow it either.
+    web2.sh("cp /opt/webapp/.env.prod /root/env.prod")
+    web2.sh("sed -i 's/^LOG_LEVEL=.*/LOG_LEVEL=DEBUG/' /opt/webapp/.env.prod")
+    try:
+        assert f"{built} web2 (env_file, containers)" in _verify(lab, releases["v1"])
+    finally:
+        web2.sh("cp /root/env.prod /opt/webapp/.env.prod")
+    # A changed env value in the running container only, the files untouched.
+    web2.sh("cd /opt/webapp && LOG_LEVEL=DEBUG docker compose --env-file .env.prod up -d app")
+    assert f"{built} web2 (containers)" in _verify(lab, releases["v1"])
+    # Another image.
+    web1.sh(
+        f"printf 'FROM {releases['v1'].image}\\nLABEL edited=by-hand\\n'"
+        " | DOCKER_BUILDKIT=0 docker build -q -t webapp:by-hand - >/dev/null"
+        " && cd /opt/webapp"
+        " && WEBAPP_IMAGE=webapp:by-hand docker compose --env-file .env.prod up -d app"
+    )
+    assert f"{built} web1 (image_id, containers)" in _verify(lab, releases["v1"])
+    # The next deploy puts both back, and the proof holds again.
+    run = deploy(lab, releases["v1"])
+    assert run.returncode == 0, run.output[-3000:]
+    rows = [line for line in run.output.splitlines() if line.strip().startswith("- web")]
+    assert len(rows) == 2 and all(row.rstrip().endswith("yes") for row in rows), rows
+    web1.sh("docker image rm webapp:by-hand", check=False)
 
 
 def test_notes_survive_a_redeploy_of_a_new_build(lab: Lab, releases) -> None:

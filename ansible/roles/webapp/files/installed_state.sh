@@ -1,9 +1,15 @@
 # Print what a host has installed and runs, for the deploy to compare with the plan.
 # Run by configure.yml in one SSH round trip; reads WEBAPP_APP_DIR, WEBAPP_PATHS (paths
-# relative to it, space-separated), WEBAPP_PROJECT and WEBAPP_SALT from the environment.
+# relative to it, space-separated), WEBAPP_PROJECT, WEBAPP_ENV_FILE and WEBAPP_SALT from
+# the environment.
 #
 #   <path> <sha256 or - for a directory> <uid> <gid> <mode>      per path that exists
-#   container <service> <image id> <state> <health or none>       per project container
+#   container <service> <image id> <state> <health or none> <current or stale>
+#                                                                 per project container
+#
+# A container is current when the host's Compose says it was created from the installed
+# files as they are now (its config-hash label equals `config --hash`); one started by
+# hand with other values is stale, and the deploy brings it back in line.
 #
 # The secret key's hash is salted (WEBAPP_SALT is new each run), so what a verbose play
 # prints cannot be matched against anything outside that run.
@@ -22,6 +28,12 @@ for path in $WEBAPP_PATHS; do
     fi
     echo "$path $digest $(stat -c '%u %g %a' "$path")"
 done
+hashes=$(docker compose --env-file "$WEBAPP_ENV_FILE" config --hash '*' 2>/dev/null || true)
 docker ps --all --quiet --filter "label=com.docker.compose.project=$WEBAPP_PROJECT" |
     xargs -r docker inspect --format \
-        'container {{index .Config.Labels "com.docker.compose.service"}} {{.Image}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}'
+        '{{index .Config.Labels "com.docker.compose.service"}} {{.Image}} {{.State.Status}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}} {{index .Config.Labels "com.docker.compose.config-hash"}}' |
+    while read -r service image state health hash; do
+        follows=stale
+        printf '%s\n' "$hashes" | grep -qx "$service $hash" && follows=current
+        echo "container $service $image $state $health $follows"
+    done
