@@ -93,6 +93,7 @@ gunicorn_errors.install()
 
 
 def post_fork(_server, _worker):
-    # With preload_app the engine was made in the master; SQLite handles must not be
-    # shared across processes, so each worker starts with an empty pool.
+    # The stack does not preload: each worker imports the app, and makes its engine,
+    # after the fork, so there is nothing to drop. This guards `gunicorn --preload`,
+    # where the master builds the engine and SQLite handles must not cross a fork.
     db.dispose_after_fork()

@@ -30,12 +30,15 @@ def install_dev_tools(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
-    """Check style, formatting, types and YAML. Posargs go to `ruff check`."""
+    """Check style, formatting, types, YAML and the Ansible roles. Posargs go to `ruff check`."""
     install_dev_tools(session)
     session.run("ruff", "check", *LINT_PATHS, *session.posargs)
     session.run("ruff", "format", "--check", *LINT_PATHS)
     session.run("mypy", "webapp", "kit", "drills")
     session.run("yamllint", "--strict", ".")
+    # From ansible/, so that ansible.cfg (roles path, inventory) applies as in a real run.
+    with session.chdir("ansible"):
+        session.run("ansible-lint", "--profile", "production", "--offline")
 
 
 @nox.session(python=PYTHON)
@@ -113,8 +116,8 @@ def verify(session: nox.Session) -> None:
 
 
 @nox.session(python=PYTHON, default=False)
-def e2e(session: nox.Session) -> None:
-    """Run only the deploy tests against SSH + Docker test hosts (needs `nox -s build`)."""
+def deploy_tests(session: nox.Session) -> None:
+    """Run only the deploy tests: the real playbooks on SSH + Docker test hosts (after build)."""
     install_dev_tools(session)
     session.run("pytest", "-m", "deploy", "tests/deploy", *session.posargs)
 

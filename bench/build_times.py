@@ -16,7 +16,6 @@ import json
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,7 +133,3 @@ def remove(context: Context) -> None:
     for tag in dict.fromkeys(context.tags):
         subprocess.run(["docker", "rmi", tag], capture_output=True, check=False)
     subprocess.run(["docker", "rmi", COLD_BASE], capture_output=True, check=False)
-
-
-def temporary_directory() -> tempfile.TemporaryDirectory[str]:
-    return tempfile.TemporaryDirectory(prefix="webapp-bench-")

@@ -161,9 +161,6 @@ class DrillStack:
             return f"sqlite3 exited {result.returncode}: {result.stderr.strip()[-200:]}"
         return result.stdout.strip()
 
-    def count_notes(self) -> int:
-        return int(self.compose.sql("SELECT count(*) FROM notes;"))
-
     def up(self, *services: str) -> None:
         self.compose.up(*services)
 
