@@ -78,7 +78,7 @@ def test_debian_archives_are_read_from_both_apt_source_formats(
     assert "URIs: http://mirror.example/debian\nSuites: trixie trixie-updates\n" in sources
     assert "URIs: http://one.example/debian-security\nSuites: trixie-security\n" in sources
     (parts / "debian.sources").unlink()
-    with pytest.raises(KitError, match="no Debian archive in /etc/apt/sources.list"):
+    with pytest.raises(KitError, match=r"no Debian archive in /etc/apt/sources\.list"):
         base_image.debian_mirror()
 
 

@@ -171,7 +171,7 @@ def test_debs_are_downloaded_once_checked_and_listed_for_the_dockerfile(
     os.remove(directory / names[0])
     tampered = archive.root / json.loads(lock_path.read_text())["packages"][0]["filename"]
     tampered.write_bytes(b"not the locked file")
-    with pytest.raises(KitError, match="does not match .*sqlite.lock"):
+    with pytest.raises(KitError, match=r"does not match .*sqlite\.lock"):
         debs.ensure("x86_64", archive.url, directory, lock=lock_path)
 
 
