@@ -104,6 +104,7 @@ def archive(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Archive
         yield Archive(root, f"http://127.0.0.1:{server.server_port}/", keyring, requests)
     finally:
         server.shutdown()
+        server.server_close()
         for home in tmp_path.glob("**/gnupg"):
             subprocess.run(
                 ["gpgconf", "--homedir", str(home), "--kill", "all"],
