@@ -21,12 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kit import base_image, console, wheelhouse
+from kit import base_image, console, debs, wheelhouse
 from kit.console import KitError
 from kit.docker_cli import docker, inspect_image
 
 NAME = "webapp-bench"
-INPUTS = ("Dockerfile", ".dockerignore", "gunicorn.conf.py", "requirements/app.txt", "webapp")
+INPUTS = (
+    "Dockerfile",
+    ".dockerignore",
+    "gunicorn.conf.py",
+    "requirements/app.txt",
+    "requirements/sqlite.lock",
+    "webapp",
+)
 COLD_BASE = "localhost/webapp-bench-base:cold"
 
 
@@ -102,8 +109,10 @@ def measure(context: Context, *, quick: bool) -> dict[str, Any]:
             # A base of our own, so the cold build starts from nothing without removing
             # the base image every other command uses.
             base = base_image.build_local_base(COLD_BASE).reference
-        with contextlib.chdir(context.path):  # wheelhouse/ and its stamp go in the copy
-            house = wheelhouse.ensure(wheelhouse.probe(base))
+        with contextlib.chdir(context.path):  # wheelhouse/, debs/ and stamps go in the copy
+            target = wheelhouse.probe(base)
+            house = wheelhouse.ensure(target)
+            debs.ensure(target.machine)
         context.build("v1", base, no_cache=True)
         cold = time.monotonic() - started
         console.detail(f"{cold:.1f} s ({house.wheels} wheels downloaded, no layer cache)")

@@ -17,7 +17,7 @@ from kit import revision
 
 # What goes into the build context (see .dockerignore); the rebuild tests copy exactly this.
 CONTEXT_INPUTS = ["Dockerfile", ".dockerignore", "gunicorn.conf.py", "requirements/app.txt",
-                  "webapp", "wheelhouse"]  # fmt: skip
+                  "webapp", "wheelhouse", "debs"]  # fmt: skip
 # The layers a code change may touch: COPY webapp/ and its bytecode compile.
 CODE_LAYERS = 2
 MAX_GROWTH = 60 * 1000 * 1000
@@ -109,6 +109,8 @@ def _copy_context(destination: Path) -> None:
                   *CONTEXT_INPUTS]).stdout  # fmt: skip
     names = {name for name in listed.split("\0") if name}
     names |= {str(p.relative_to(REPO)) for p in (REPO / "wheelhouse").glob("*.whl")}
+    names |= {str(p.relative_to(REPO)) for p in (REPO / "debs").glob("*.deb")}
+    names.add("debs/SHA256SUMS")
     for name in sorted(names):
         source = REPO / name
         if source.is_file():
