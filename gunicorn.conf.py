@@ -1,46 +1,33 @@
 """How Gunicorn serves webapp.wsgi:application. Every knob comes from an environment
-variable with a default; a bad value stops the master with one line before any worker
-starts, and so does a bad app configuration (checked here, not in each worker, where
-Gunicorn would print a traceback and keep respawning).
+variable whose default and rule are in webapp/settings.py; a bad value stops the master
+with one line before any worker starts, and so does a bad app configuration (checked
+here, not in each worker, where Gunicorn would print a traceback and keep respawning).
 """
 
 import os
 import sys
+from typing import NoReturn
 
 from webapp import db, gunicorn_errors, settings
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     print(f"webapp: configuration error: {message}", file=sys.stderr, flush=True)
     raise SystemExit(2)
 
 
-def _env(name: str) -> str | None:
-    raw = os.environ.get(name)
-    if raw is not None and not raw.strip():
-        _fail(f"{name} is set but empty; give it a value or unset it for the default")
-    return None if raw is None else raw.strip()
+def _env(name: str) -> str:
+    """The variable's value, or its default; webapp/settings.py holds both, and the rule."""
+    try:
+        value = settings.read(name)
+    except settings.ConfigError as exc:
+        _fail(str(exc))
+    assert value is not None  # every Gunicorn variable has a default
+    return value
 
 
-def _int_env(name: str, default: int, minimum: int, maximum: int) -> int:
-    raw = _env(name)
-    if raw is None:
-        return default
-    if not raw.isdigit() or not minimum <= int(raw) <= maximum:
-        _fail(f"{name}={raw!r} is not a whole number from {minimum} to {maximum}; fix or unset it")
-    return int(raw)
-
-
-def _bind_env() -> str:
-    raw = _env("GUNICORN_BIND")
-    if raw is None:
-        return "0.0.0.0:8000"  # all interfaces inside a container; compose publishes it
-    if raw.startswith("unix:"):
-        return raw
-    _host, sep, port = raw.rpartition(":")
-    if not sep or not port.isdigit() or not 1 <= int(port) <= 65535:
-        _fail(f"GUNICORN_BIND={raw!r} is not HOST:PORT or unix:PATH; e.g. 0.0.0.0:8000")
-    return raw
+def _int_env(name: str) -> int:
+    return int(_env(name))
 
 
 try:
@@ -48,21 +35,19 @@ try:
 except settings.ConfigError as exc:
     _fail(str(exc))
 
-bind = _bind_env()
-workers = _int_env("GUNICORN_WORKERS", 2, 1, 64)
-threads = _int_env("GUNICORN_THREADS", 4, 1, 256)
+bind = _env("GUNICORN_BIND")
+workers = _int_env("GUNICORN_WORKERS")
+threads = _int_env("GUNICORN_THREADS")
 worker_class = "gthread"
-timeout = _int_env("GUNICORN_TIMEOUT", 30, 1, 3600)
-graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT", 20, 1, 3600)
+timeout = _int_env("GUNICORN_TIMEOUT")
+graceful_timeout = _int_env("GUNICORN_GRACEFUL_TIMEOUT")
 keepalive = 5
 # Recycle workers now and then so a slow leak never becomes an outage; the jitter keeps
 # them from all restarting at the same moment.
-max_requests = _int_env("GUNICORN_MAX_REQUESTS", 1000, 0, 10_000_000)
+max_requests = _int_env("GUNICORN_MAX_REQUESTS")
 max_requests_jitter = max(max_requests // 10, 1) if max_requests else 0
 
-_reload = _env("GUNICORN_RELOAD") or "0"
-if _reload not in ("0", "1"):
-    _fail(f"GUNICORN_RELOAD={_reload!r} is not 0 or 1; set 1 to reload on code changes (dev)")
+_reload = _env("GUNICORN_RELOAD")
 if _reload == "1" and _app_settings.app_env != "dev":
     # Reloading watches the code for changes: a dev convenience, never a prod setting.
     _fail("GUNICORN_RELOAD=1 is for APP_ENV=dev only; unset it or set it to 0")

@@ -2,21 +2,22 @@
 
     python -m kit.deploy_plan check --env prod --groups dev,prod
     python -m kit.deploy_plan render --env prod --image TAG --set KEY=VALUE ... --out PATH
+    python -m kit.deploy_plan secret < KEY
 
 `check` validates the environment name, its env file and the build record, and prints the
 plan as JSON. `render` writes the env file one host gets (the repository's file with the
 built image pinned and the host's overrides) and prints its hash and the compose files'
 hash; the deploy compares live hosts with exactly these values.
+`secret` judges the prod key read from stdin by the app's own rule, and never prints it.
+The rules of every value are in webapp/settings.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
-import ipaddress
 import json
 import os
-import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -25,65 +26,33 @@ from kit import env_file
 from kit.console import KitError
 from kit.docker_cli import docker, inspect_image
 from kit.image import load_record
+from webapp import settings
 
 HEADS = Path("build/deploy/schema-heads.json")
-REQUIRED_KEYS = ("COMPOSE_FILE", "COMPOSE_PROJECT_NAME", "WEBAPP_PORT", "APP_ENV")
-# Values the containers would refuse at start (webapp/settings.py, gunicorn.conf.py, the
-# `db serve` options): refused here instead, before a host is touched. Whole-number
-# ranges as (minimum, maximum); a tuple of strings lists the allowed words.
-VALUE_RULES: dict[str, tuple[int, int] | tuple[str, ...]] = {
-    "APP_ENV": ("dev", "prod"),
-    "LOG_LEVEL": ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
-    "WEBAPP_PORT": (1, 65535),
-    "GUNICORN_WORKERS": (1, 64),
-    "GUNICORN_THREADS": (1, 256),
-    "GUNICORN_TIMEOUT": (1, 3600),
-    "GUNICORN_GRACEFUL_TIMEOUT": (1, 3600),
-    "GUNICORN_MAX_REQUESTS": (0, 10_000_000),
-    "BACKUP_INTERVAL": (1, 10_000_000),
-    "BACKUP_KEEP": (1, 10_000),
-    "LOG_MAX_FILES": (1, 1000),
-}
-# Values Compose or the engine would refuse on the host, in the forms they accept.
-_SIZE = (r"\d+(\.\d+)? ?[kKmMgG]?[iI]?[bB]?", "a size such as 512M")
-_DURATION = (r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+", "a duration such as 5s or 1m30s")
-_CPUS = (r"\d*\.?\d+", "a number of CPUs such as 1 or 0.5")
-VALUE_PATTERNS = {
-    "APP_CPUS": _CPUS,
-    "SQLITE_CPUS": _CPUS,
-    "APP_MEMORY": _SIZE,
-    "SQLITE_MEMORY": _SIZE,
-    "LOG_MAX_SIZE": _SIZE,
-    "APP_HEALTHCHECK_INTERVAL": _DURATION,
-    "SQLITE_HEALTHCHECK_INTERVAL": _DURATION,
-}
+# What an env file may hold: the variables compose reads (webapp/settings.py).
+ENV_FILE_VARIABLES = {name: v for name, v in settings.VARIABLES.items() if "compose" in v.readers}
+REQUIRED_KEYS = tuple(name for name, v in ENV_FILE_VARIABLES.items() if "deploy" in v.required)
 
 
 def bad_value(key: str, value: str) -> str | None:
-    """Why `value` is refused for `key`, or None; an empty value means compose's default."""
-    if value == "":
+    """What an env file's `value` for `key` should be instead, or None when it is good.
+
+    The rules are the ones the containers, Compose and the engine apply on the host; an
+    empty value means compose's default where there is one.
+    """
+    variable = ENV_FILE_VARIABLES[key]
+    if value == "" and variable.default is not None:
         return None
-    if key in VALUE_PATTERNS:
-        pattern, expected = VALUE_PATTERNS[key]
-        return None if re.fullmatch(pattern, value) else expected
-    if key == "WEBAPP_BIND_ADDRESS":
-        try:
-            ipaddress.ip_address(value)
-        except ValueError:
-            return "an IP address such as 127.0.0.1 (Compose publishes on addresses only)"
+    if value != "" and variable.rule.problem(value) is None:
         return None
-    rule = VALUE_RULES.get(key)
-    if rule is None:
-        return None
-    if isinstance(rule[0], str):
-        if key == "LOG_LEVEL":
-            value = value.upper()
-        return None if value in rule else f"one of: {', '.join(map(str, rule))}"
-    low, high = rule
-    assert isinstance(low, int) and isinstance(high, int)
-    if value.isdigit() and low <= int(value) <= high:
-        return None
-    return f"a whole number from {low} to {high}"
+    return variable.rule.expected
+
+
+def secret_problem(key: str) -> str | None:
+    """Why the prod key would be refused by the app (never showing it), or None."""
+    if not key:
+        return "is not set"
+    return settings.VARIABLES["WEBAPP_SECRET_KEY"].rule.problem(key)
 
 
 def environments() -> list[str]:
@@ -101,6 +70,12 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
         )
     path = Path(f".env.{environment}")
     values = env_file.parse(path)
+    unknown = [key for key in values if key not in ENV_FILE_VARIABLES]
+    if unknown:
+        raise KitError(
+            f"{path}: {', '.join(unknown)} is no setting of the stack; fix the name or remove "
+            "the line (the settings: webapp/settings.py, or the README's configuration table)"
+        )
     missing = [key for key in REQUIRED_KEYS if not values.get(key)]
     if missing:
         raise KitError(f"{path} lacks {', '.join(missing)}; add them (see .env.prod)")
@@ -206,7 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     rendering.add_argument("--image", required=True)
     rendering.add_argument("--set", type=_assignment, action="append", default=[])
     rendering.add_argument("--out", type=Path, required=True)
+    commands.add_parser("secret", help="judge the prod key on stdin; exit 1 naming the problem")
     arguments = parser.parse_args(argv)
+    if arguments.command == "secret":
+        problem = secret_problem(sys.stdin.read().strip())
+        if problem is not None:
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
+        return 0
     try:
         if arguments.command == "check":
             groups = [name for name in arguments.groups.split(",") if name]

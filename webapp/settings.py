@@ -1,48 +1,491 @@
-"""Every environment variable the service reads, in one table, with its validation.
+"""Every environment variable of the service, its stack and its deploy, in one table.
+
+`VARIABLES` declares each one once: its default, the rule a value must follow, whether it
+is secret, and which programs read it:
+
+- ``app``: this module, when the web app or `python -m webapp db` starts;
+- ``gunicorn``: gunicorn.conf.py, before any worker starts;
+- ``compose``: the compose files, from the env file (`.env.dev`, `.env.prod`) or the shell.
+  These are the only names an env file may hold. One that the app or Gunicorn reads too
+  is forwarded to the app container (tests/unit/test_settings_table.py holds compose/ to
+  exactly that);
+- ``deploy``: kit/deploy_plan.py and the playbook's preflight, on the controller, before
+  any host is contacted: every value of the env file, and the prod key.
 
 A bad value raises ConfigError with one line that names the variable, shows the value
 (never for secrets) and says what is expected. Entry points turn that into a one-line
 message on stderr and a non-zero exit, never a traceback.
+
+Only the standard library is imported at module level: the deploy plan imports this
+module on the controller, and the image has no YAML parser, so the table is Python data.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
-
-APP_ENVS = ("dev", "prod")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-MIN_SECRET_LENGTH = 32
-
-# The dev override of the compose stack and the docs use these; a prod deployment that
-# still carries one of them has skipped the step of making a real key.
-PLACEHOLDER_SECRETS = frozenset(
-    {
-        "changeme",
-        "change-me",
-        "change_me",
-        "secret",
-        "dev",
-        "development",
-        "insecure",
-        "placeholder",
-        "dev-insecure-key-do-not-use-in-production",
-        "dev-only-insecure-secret-key-not-for-production-use",
-    }
-)
-# Substrings that mark a value as a placeholder whatever surrounds them.
-PLACEHOLDER_MARKERS = ("changeme", "change-me", "change_me", "insecure", "placeholder", "example")
-
-DEV_SECRET = "dev-only-insecure-secret-key-not-for-production-use"  # noqa: S105 - refused in prod
+READERS = ("app", "gunicorn", "compose", "deploy")
 
 
 class ConfigError(Exception):
     """A configuration value is missing or malformed; str() is the one-line message."""
+
+
+class Rule:
+    """What a value must look like. `expected` completes "set it to ..."."""
+
+    expected: str
+
+    def problem(self, value: str) -> str | None:
+        """Why `value` breaks the rule ("is not valid", ...), or None when it is good."""
+        return None if self.accepts(value) else "is not valid"
+
+    def accepts(self, value: str) -> bool:
+        raise NotImplementedError
+
+    def normal(self, value: str) -> str:
+        """The value as its readers use it."""
+        return value
+
+
+@dataclass(frozen=True)
+class Text(Rule):
+    """Any value: its reader (Compose, Docker, the file system) is the judge."""
+
+    expected: str
+
+    def accepts(self, value: str) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class WholeNumber(Rule):
+    low: int
+    high: int
+    expected: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expected", f"a whole number from {self.low} to {self.high}")
+
+    def accepts(self, value: str) -> bool:
+        return value.isascii() and value.isdigit() and self.low <= int(value) <= self.high
+
+
+@dataclass(frozen=True)
+class OneOf(Rule):
+    words: tuple[str, ...]
+    upper: bool = False  # any case is accepted, and read in upper case
+    expected: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expected", f"one of: {', '.join(self.words)}")
+
+    def accepts(self, value: str) -> bool:
+        return self.normal(value) in self.words
+
+    def normal(self, value: str) -> str:
+        return value.upper() if self.upper else value
+
+
+@dataclass(frozen=True)
+class Pattern(Rule):
+    """A form Compose or the engine accepts: a size, a duration, a number of CPUs, a name."""
+
+    expected: str
+    regex: str
+
+    def accepts(self, value: str) -> bool:
+        return re.fullmatch(self.regex, value) is not None
+
+
+@dataclass(frozen=True)
+class IPAddress(Rule):
+    expected: str
+
+    def accepts(self, value: str) -> bool:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            return False
+        return True
+
+
+@dataclass(frozen=True)
+class Bind(Rule):
+    """Gunicorn's HOST:PORT or unix:PATH."""
+
+    expected: str
+
+    def accepts(self, value: str) -> bool:
+        if value.startswith("unix:"):
+            return True
+        _host, sep, port = value.rpartition(":")
+        return bool(sep) and port.isascii() and port.isdigit() and 1 <= int(port) <= 65535
+
+
+@dataclass(frozen=True)
+class SqliteFileURL(Rule):
+    """A URL SQLAlchemy opens as one SQLite file that several processes can share."""
+
+    expected: str
+
+    def problem(self, value: str) -> str | None:
+        # SQLAlchemy only here: the deploy plan imports this module where it may be missing.
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            return "is not a URL"
+        if url.drivername not in ("sqlite", "sqlite+pysqlite"):
+            return "is not a sqlite URL"
+        if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
+            # Several workers must share one file; an in-memory database would give each its own.
+            return "names no database file"
+        if url.query:
+            return "has query options, which this service sets itself (remove all after '?')"
+        return None
+
+
+@dataclass(frozen=True)
+class SecretKey(Rule):
+    """The key that signs sessions. Its rule applies with APP_ENV=prod, in the app and in
+    the deploy's preflight alike: long enough, and not a value left as a placeholder.
+    """
+
+    expected: str
+    min_length: int
+    # Whole values the dev override, the docs and the vault example use.
+    placeholders: frozenset[str]
+    # Substrings that mark a value as a placeholder whatever surrounds them.
+    markers: tuple[str, ...]
+
+    def problem(self, value: str) -> str | None:
+        # Never echo the value: these messages end up in logs.
+        lowered = value.lower()
+        if lowered in self.placeholders or any(marker in lowered for marker in self.markers):
+            return "holds a placeholder value"
+        if len(value) < self.min_length:
+            return f"is {len(value)} characters, too short (at least {self.min_length})"
+        return None
+
+
+APP_ENVS = ("dev", "prod")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEV_SECRET = "dev-only-insecure-secret-key-not-for-production-use"  # noqa: S105 - refused in prod
+SECRET_KEY_RULE = SecretKey(
+    expected="a random key of at least 32 characters, e.g. from "
+    "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`",
+    min_length=32,
+    placeholders=frozenset(
+        {
+            "changeme",
+            "change-me",
+            "change_me",
+            "secret",
+            "dev",
+            "development",
+            "insecure",
+            "placeholder",
+            "dev-insecure-key-do-not-use-in-production",
+            DEV_SECRET,
+        }
+    ),
+    markers=("changeme", "change-me", "change_me", "insecure", "placeholder", "example"),
+)
+# The forms Compose and the engine accept for sizes, durations and CPU counts.
+SIZE = Pattern("a size such as 512M", r"\d+(\.\d+)? ?[kKmMgG]?[iI]?[bB]?")
+DURATION = Pattern("a duration such as 5s or 1m30s", r"(\d+(\.\d+)?(ns|us|ms|s|m|h))+")
+CPUS = Pattern("a number of CPUs such as 1 or 0.5", r"\d*\.?\d+")
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    rule: Rule
+    readers: frozenset[str]
+    meaning: str
+    default: str | None = None  # what applies when it is unset; None: nothing does
+    required: frozenset[str] = frozenset()  # the readers that refuse it unset
+    secret: bool = False  # never shown, in a message or anywhere else
+
+    def __post_init__(self) -> None:
+        assert self.readers <= set(READERS) and self.required <= self.readers, self
+
+
+def by(readers: str) -> frozenset[str]:
+    """`by("app compose")`: a set of readers, short enough for the table below."""
+    return frozenset(readers.split())
+
+
+_STACK = by("compose deploy")  # set in the env files; compose reads them there
+_GUNICORN = by("gunicorn compose deploy")  # set in the env files, forwarded to the app
+
+VARIABLES: dict[str, Variable] = {
+    variable.name: variable
+    for variable in (
+        # The app.
+        Variable(
+            "APP_ENV",
+            OneOf(APP_ENVS),
+            by("app compose deploy"),
+            required=by("app compose deploy"),
+            meaning="the environment; prod refuses dev keys and GUNICORN_RELOAD=1",
+        ),
+        Variable(
+            "DATABASE_URL",
+            SqliteFileURL("a SQLite file URL, e.g. sqlite:////data/app.db"),
+            by("app"),
+            required=by("app"),
+            meaning="the SQLite file; compose gives both services sqlite:////data/app.db",
+        ),
+        Variable(
+            "SECRET_KEY",
+            SECRET_KEY_RULE,
+            by("app"),
+            secret=True,
+            meaning="signs the page's session (CSRF); prod needs it or SECRET_KEY_FILE, and "
+            "dev falls back to a fixed dev key",
+        ),
+        Variable(
+            "SECRET_KEY_FILE",
+            Text("a readable file that holds the key"),
+            by("app"),
+            meaning="the key's file instead; compose's prod override mounts one",
+        ),
+        Variable(
+            "LOG_LEVEL",
+            OneOf(LOG_LEVELS, upper=True),
+            by("app compose deploy"),
+            default="INFO",
+            meaning="the least severe level logged, in any case",
+        ),
+        Variable(
+            "APP_VERSION",
+            Text("a version"),
+            by("app"),
+            default="unknown",
+            meaning="the build's version, baked into the image",
+        ),
+        Variable(
+            "APP_REVISION",
+            Text("a git revision"),
+            by("app"),
+            default="unknown",
+            meaning="the build's git revision, baked into the image",
+        ),
+        Variable(
+            "APP_BUILT_AT",
+            Text("a time"),
+            by("app"),
+            default="unknown",
+            meaning="the build's commit time, baked into the image",
+        ),
+        # Gunicorn.
+        Variable(
+            "GUNICORN_BIND",
+            Bind("HOST:PORT or unix:PATH, e.g. 0.0.0.0:8000"),
+            by("gunicorn"),
+            default="0.0.0.0:8000",  # all interfaces inside a container; compose publishes it
+            meaning="where Gunicorn listens; the stack keeps the default",
+        ),
+        Variable(
+            "GUNICORN_WORKERS",
+            WholeNumber(1, 64),
+            _GUNICORN,
+            default="2",
+            meaning="worker processes",
+        ),
+        Variable(
+            "GUNICORN_THREADS",
+            WholeNumber(1, 256),
+            _GUNICORN,
+            default="4",
+            meaning="threads per worker",
+        ),
+        Variable(
+            "GUNICORN_TIMEOUT",
+            WholeNumber(1, 3600),
+            _GUNICORN,
+            default="30",
+            meaning="seconds a request may take before its worker is restarted",
+        ),
+        Variable(
+            "GUNICORN_GRACEFUL_TIMEOUT",
+            WholeNumber(1, 3600),
+            _GUNICORN,
+            default="20",
+            meaning="seconds workers get to finish their requests on shutdown",
+        ),
+        Variable(
+            "GUNICORN_MAX_REQUESTS",
+            WholeNumber(0, 10_000_000),
+            _GUNICORN,
+            default="1000",
+            meaning="requests before a worker is recycled, with 10 % jitter; 0 never recycles",
+        ),
+        Variable(
+            "GUNICORN_RELOAD",
+            OneOf(("0", "1")),
+            by("gunicorn"),
+            default="0",
+            meaning="1 reloads on code changes, dev only; compose's dev override sets it",
+        ),
+        # The stack: what the env files give compose, checked by the deploy plan.
+        Variable(
+            "COMPOSE_FILE",
+            Pattern("compose files joined by ':', e.g. compose/compose.yaml", r"[^:]+(:[^:]+)*"),
+            _STACK,
+            required=by("deploy"),
+            meaning="the stack's compose files, the base first",
+        ),
+        Variable(
+            "COMPOSE_PROJECT_NAME",
+            Pattern(
+                "lower-case letters, digits, '-' and '_', e.g. webapp-prod", r"[a-z0-9][a-z0-9_-]*"
+            ),
+            _STACK,
+            required=by("deploy"),
+            meaning="the stack's project name",
+        ),
+        Variable(
+            "WEBAPP_IMAGE",
+            Text("an image reference"),
+            _STACK,
+            default="webapp:latest",
+            meaning="the image both services run; the deploy pins the built tag",
+        ),
+        Variable(
+            "WEBAPP_BIND_ADDRESS",
+            IPAddress("an IP address such as 127.0.0.1 (Compose publishes on addresses only)"),
+            _STACK,
+            default="127.0.0.1",
+            meaning="the host address the app's port is published on",
+        ),
+        Variable(
+            "WEBAPP_PORT",
+            WholeNumber(1, 65535),
+            _STACK,
+            default="8000",
+            required=by("deploy"),
+            meaning="the host port the app is published on",
+        ),
+        Variable(
+            "WEBAPP_SECRET_KEY_FILE",
+            Text("the path of the prod key's file"),
+            _STACK,
+            required=by("compose"),
+            meaning="the prod key's file on the host, mounted as SECRET_KEY_FILE; the deploy "
+            "sets it",
+        ),
+        Variable(
+            "BACKUP_INTERVAL",
+            WholeNumber(1, 10_000_000),
+            _STACK,
+            default="3600",
+            meaning="seconds between backups (`db serve --backup-interval`)",
+        ),
+        Variable(
+            "BACKUP_KEEP",
+            WholeNumber(1, 10_000),
+            _STACK,
+            default="24",
+            meaning="backups kept (`db serve --keep`)",
+        ),
+        Variable(
+            "SQLITE_HEALTHCHECK_INTERVAL",
+            DURATION,
+            _STACK,
+            default="1s",
+            meaning="how often the sqlite service is checked",
+        ),
+        Variable(
+            "APP_HEALTHCHECK_INTERVAL",
+            DURATION,
+            _STACK,
+            default="1s",
+            meaning="how often the app service is checked",
+        ),
+        Variable(
+            "APP_CPUS",
+            CPUS,
+            _STACK,
+            default="2",
+            meaning="prod: the app's CPU limit, at most the host's CPU count",
+        ),
+        Variable(
+            "APP_MEMORY", SIZE, _STACK, default="512M", meaning="prod: the app's memory limit"
+        ),
+        Variable(
+            "SQLITE_CPUS",
+            CPUS,
+            _STACK,
+            default="1",
+            meaning="prod: the sqlite service's CPU limit",
+        ),
+        Variable(
+            "SQLITE_MEMORY",
+            SIZE,
+            _STACK,
+            default="256M",
+            meaning="prod: the sqlite service's memory limit",
+        ),
+        Variable(
+            "LOG_MAX_SIZE",
+            SIZE,
+            _STACK,
+            default="10m",
+            meaning="prod: a container log's size before it is rotated",
+        ),
+        Variable(
+            "LOG_MAX_FILES",
+            WholeNumber(1, 1000),
+            _STACK,
+            default="5",
+            meaning="prod: rotated container log files kept",
+        ),
+        # The deploy.
+        Variable(
+            "WEBAPP_SECRET_KEY",
+            SECRET_KEY_RULE,
+            by("deploy"),
+            secret=True,
+            meaning="the prod key, in the controller's environment; else vault_webapp_secret_key",
+        ),
+    )
+}
+
+
+def _advice(variable: Variable) -> str:
+    advice = f"set it to {variable.rule.expected}"
+    if variable.default is not None:
+        advice += f" (or unset it for {variable.default})"
+    return advice
+
+
+def read(name: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The variable's value as its readers use it, its default when unset, or ConfigError."""
+    variable = VARIABLES[name]
+    environ = os.environ if environ is None else environ
+    raw = environ.get(name)
+    if raw is None:
+        if variable.required & {"app", "gunicorn"}:
+            raise ConfigError(f"{name} is not set; {_advice(variable)}")
+        return variable.default
+    value = raw.strip()
+    if not value:
+        raise ConfigError(f"{name} is set but empty; {_advice(variable)}")
+    problem = variable.rule.problem(value)
+    if problem is not None:
+        shown = name if variable.secret else f"{name}={value!r}"
+        raise ConfigError(f"{shown} {problem}; {_advice(variable)}")
+    return variable.rule.normal(value)
 
 
 @dataclass(frozen=True)
@@ -62,72 +505,38 @@ class Settings:
 
 def database_path(url: str) -> Path:
     """The file path inside a sqlite URL that database_url() has accepted."""
+    from sqlalchemy.engine import make_url
+
     return Path(make_url(url).database or "")
 
 
-def _get(environ: Mapping[str, str], name: str, *, required: bool) -> str | None:
-    value = environ.get(name)
-    if value is None:
-        if required:
-            raise ConfigError(f"{name} is not set; {_EXPECTED[name]}")
-        return None
-    if value.strip() == "":
-        raise ConfigError(f"{name} is set but empty; {_EXPECTED[name]}")
-    return value.strip()
-
-
-_EXPECTED = {
-    "DATABASE_URL": "set it to a SQLite file URL, e.g. sqlite:////data/app.db",
-    "APP_ENV": "set it to one of: dev, prod",
-    "LOG_LEVEL": f"set it to one of: {', '.join(LOG_LEVELS)} (or unset it for INFO)",
-    "SECRET_KEY": f"set SECRET_KEY or SECRET_KEY_FILE to a random key of at least "
-    f"{MIN_SECRET_LENGTH} characters, e.g. from `python -c 'import secrets; "
-    f"print(secrets.token_urlsafe(48))'`",
-    "SECRET_KEY_FILE": "point it at a readable file that holds the key, or unset it",
-}
+def _required(name: str, environ: Mapping[str, str]) -> str:
+    value = read(name, environ)
+    assert value is not None  # a required variable is never None
+    return value
 
 
 def database_url(environ: Mapping[str, str]) -> str:
-    raw = _get(environ, "DATABASE_URL", required=True)
-    assert raw is not None
-    hint = _EXPECTED["DATABASE_URL"]
-    try:
-        url = make_url(raw)
-    except ArgumentError:
-        raise ConfigError(f"DATABASE_URL={raw!r} is not a URL; {hint}") from None
-    if url.drivername not in ("sqlite", "sqlite+pysqlite"):
-        raise ConfigError(f"DATABASE_URL={raw!r} is not a sqlite URL; {hint}")
-    if not url.database or url.database == ":memory:" or url.database.startswith("file:"):
-        # Several workers must share one file; an in-memory database would give each its own.
-        raise ConfigError(f"DATABASE_URL={raw!r} names no database file; {hint}")
-    if url.query:
-        raise ConfigError(
-            f"DATABASE_URL={raw!r} has query options, which this service sets itself; "
-            "remove everything after '?'"
-        )
-    return raw
+    return _required("DATABASE_URL", environ)
 
 
 def log_level(environ: Mapping[str, str]) -> str:
-    raw = _get(environ, "LOG_LEVEL", required=False)
-    if raw is None:
-        return "INFO"
-    if raw.upper() not in LOG_LEVELS:
-        raise ConfigError(f"LOG_LEVEL={raw!r} is not a log level; {_EXPECTED['LOG_LEVEL']}")
-    return raw.upper()
+    return _required("LOG_LEVEL", environ)
 
 
 def app_env(environ: Mapping[str, str]) -> str:
-    raw = _get(environ, "APP_ENV", required=True)
-    assert raw is not None
-    if raw not in APP_ENVS:
-        raise ConfigError(f"APP_ENV={raw!r} is not a known environment; {_EXPECTED['APP_ENV']}")
-    return raw
+    return _required("APP_ENV", environ)
 
 
 def secret_key(environ: Mapping[str, str], env: str) -> str:
-    key = _get(environ, "SECRET_KEY", required=False)
-    path = _get(environ, "SECRET_KEY_FILE", required=False)
+    hint = f"set SECRET_KEY or SECRET_KEY_FILE to {SECRET_KEY_RULE.expected}"
+    # Not read(): the key's rule applies only in prod, and then to the file's content too.
+    key = environ.get("SECRET_KEY")
+    if key is not None:
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"SECRET_KEY is set but empty; {hint}")
+    path = read("SECRET_KEY_FILE", environ)
     if key is not None and path is not None:
         raise ConfigError(
             "SECRET_KEY and SECRET_KEY_FILE are both set; keep only one (prefer the file)"
@@ -144,24 +553,15 @@ def secret_key(environ: Mapping[str, str], env: str) -> str:
                 "check the path and that the service user may read it"
             ) from None
         if not key:
-            raise ConfigError(f"SECRET_KEY_FILE={path!r} is empty; {_EXPECTED['SECRET_KEY']}")
+            raise ConfigError(f"SECRET_KEY_FILE={path!r} is empty; {hint}")
     if key is None:
         if env == "prod":
-            raise ConfigError(f"SECRET_KEY is not set and APP_ENV=prod; {_EXPECTED['SECRET_KEY']}")
+            raise ConfigError(f"SECRET_KEY is not set and APP_ENV=prod; {hint}")
         return DEV_SECRET
     if env == "prod":
-        # Never echo the value: the message ends up in logs.
-        lowered = key.lower()
-        if lowered in PLACEHOLDER_SECRETS or any(m in lowered for m in PLACEHOLDER_MARKERS):
-            raise ConfigError(
-                f"{source} holds a placeholder value, refused with APP_ENV=prod; "
-                f"{_EXPECTED['SECRET_KEY']}"
-            )
-        if len(key) < MIN_SECRET_LENGTH:
-            raise ConfigError(
-                f"{source} is {len(key)} characters, too short for APP_ENV=prod; "
-                f"{_EXPECTED['SECRET_KEY']}"
-            )
+        problem = SECRET_KEY_RULE.problem(key)
+        if problem is not None:
+            raise ConfigError(f"{source} {problem}, refused with APP_ENV=prod; {hint}")
     return key
 
 
@@ -195,8 +595,16 @@ def load_for_cli(environ: Mapping[str, str] | None = None) -> Settings:
 
 def build_info(environ: Mapping[str, str]) -> dict[str, str]:
     """Values baked into the image at build time; absent outside an image."""
+
+    def baked(name: str) -> str:
+        # An empty build argument becomes an empty variable: that means "not known", not
+        # a configuration mistake worth stopping for.
+        default = VARIABLES[name].default
+        assert default is not None
+        return environ.get(name, "").strip() or default
+
     return {
-        "version": environ.get("APP_VERSION", "").strip() or "unknown",
-        "revision": environ.get("APP_REVISION", "").strip() or "unknown",
-        "built_at": environ.get("APP_BUILT_AT", "").strip() or "unknown",
+        "version": baked("APP_VERSION"),
+        "revision": baked("APP_REVISION"),
+        "built_at": baked("APP_BUILT_AT"),
     }

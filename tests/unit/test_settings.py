@@ -67,7 +67,11 @@ def test_prod_with_a_good_key_and_build_info():
         ({"DATABASE_URL": "sqlite:////x.db"}, "APP_ENV is not set"),
         ({**BASE, "APP_ENV": ""}, "APP_ENV is set but empty"),
         ({**BASE, "APP_ENV": "production"}, "APP_ENV='production'"),
-        ({**BASE, "LOG_LEVEL": "loud"}, "LOG_LEVEL='loud' is not a log level"),
+        (
+            {**BASE, "LOG_LEVEL": "loud"},
+            "LOG_LEVEL='loud' is not valid; set it to one of: DEBUG, INFO, WARNING, ERROR, "
+            "CRITICAL (or unset it for INFO)",
+        ),
         ({**BASE, "LOG_LEVEL": " "}, "LOG_LEVEL is set but empty"),
         ({**BASE, "APP_ENV": "prod"}, "SECRET_KEY is not set and APP_ENV=prod"),
         ({**BASE, "APP_ENV": "prod", "SECRET_KEY": "short"}, "SECRET_KEY is 5 characters"),
