@@ -4,11 +4,12 @@ with one line before any worker starts, and so does a bad app configuration (che
 here, not in each worker, where Gunicorn would print a traceback and keep respawning).
 """
 
+import logging
 import os
 import sys
 from typing import NoReturn
 
-from webapp import db, gunicorn_errors, settings
+from webapp import db, gunicorn_errors, jsonlog, settings
 
 
 def _fail(message: str) -> NoReturn:
@@ -82,3 +83,12 @@ def post_fork(_server, _worker):
     # after the fork, so there is nothing to drop. This guards `gunicorn --preload`,
     # where the master builds the engine and SQLite handles must not cross a fork.
     db.dispose_after_fork()
+
+
+# Last, once every check above passed; from the master only: the workers load the same
+# settings and stay quiet about it.
+if _app_settings.sqlite_warning is not None:
+    _record = logging.LogRecord(
+        "webapp", logging.WARNING, __file__, 0, _app_settings.sqlite_warning, None, None
+    )
+    print(jsonlog.JsonFormatter().format(_record), file=sys.stderr, flush=True)

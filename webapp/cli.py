@@ -197,6 +197,8 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
     engine.dispose()  # the loop below uses the backup API, not the pool
     _writable_directory(args.backup_dir)
     stale = backup.remove_stale_partials(args.backup_dir)
+    if config.sqlite_warning is not None:
+        log.warning(config.sqlite_warning, extra={"event": "sqlite_below_floor"})
     log.info(
         "serving",
         extra={

@@ -29,6 +29,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from webapp import sqlite_floor
+
 READERS = ("app", "gunicorn", "compose", "deploy")
 
 
@@ -331,6 +333,15 @@ VARIABLES: dict[str, Variable] = {
             meaning="requests before a worker is recycled, with 10 % jitter; 0 never recycles",
         ),
         Variable(
+            "ALLOW_OLD_SQLITE",
+            OneOf(("0", "1")),
+            by("app"),
+            default="0",
+            meaning="1 lets APP_ENV=prod start on an SQLite below the floor (one warning "
+            "line instead of a refusal), for prod-mode tests on a machine whose SQLite "
+            "cannot be upgraded; no env file may set it",
+        ),
+        Variable(
             "GUNICORN_RELOAD",
             OneOf(("0", "1")),
             by("gunicorn"),
@@ -497,6 +508,8 @@ class Settings:
     version: str = "unknown"
     revision: str = "unknown"
     built_at: str = "unknown"
+    # Why the SQLite library is below the floor, when it is and that was allowed.
+    sqlite_warning: str | None = None
 
     @property
     def database_path(self) -> Path:
@@ -565,6 +578,17 @@ def secret_key(environ: Mapping[str, str], env: str) -> str:
     return key
 
 
+def sqlite_library(environ: Mapping[str, str], env: str | None) -> str | None:
+    """The warning to log about the SQLite library, or None when it is at or above the
+    floor; with APP_ENV=prod an older one is refused unless ALLOW_OLD_SQLITE=1."""
+    reason = sqlite_floor.problem(sqlite_floor.library_version())
+    if reason is None:
+        return None
+    if env == "prod" and read("ALLOW_OLD_SQLITE", environ) != "1":
+        raise ConfigError(reason)
+    return reason
+
+
 def load(environ: Mapping[str, str] | None = None) -> Settings:
     """Read and validate everything the web app needs."""
     environ = os.environ if environ is None else environ
@@ -583,14 +607,21 @@ def load(environ: Mapping[str, str] | None = None) -> Settings:
         app_env=env,
         secret_key=secret_key(environ, env),
         log_level=log_level(environ),
+        sqlite_warning=sqlite_library(environ, env),
         **build_info(environ),
     )
 
 
 def load_for_cli(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read only what the database commands need: the sqlite service has no secret."""
+    """Read only what the database commands need: the sqlite service has no secret. Its
+    APP_ENV, where set, decides whether an old SQLite is refused."""
     environ = os.environ if environ is None else environ
-    return Settings(database_url=database_url(environ), log_level=log_level(environ))
+    env = app_env(environ) if "APP_ENV" in environ else None
+    return Settings(
+        database_url=database_url(environ),
+        log_level=log_level(environ),
+        sqlite_warning=sqlite_library(environ, env),
+    )
 
 
 def build_info(environ: Mapping[str, str]) -> dict[str, str]:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.sqlite_allowance import ALLOWANCE
+
 from .conftest import migrated_engine
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,7 +56,12 @@ def _gunicorn(env: dict[str, str], *args: str, **streams) -> subprocess.Popen:
     return subprocess.Popen(
         [*command, "webapp.wsgi:application"],
         cwd=ROOT,
-        env={"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/tmp"), **env},
+        env={
+            "PATH": os.environ["PATH"],
+            "HOME": os.environ.get("HOME", "/tmp"),
+            **ALLOWANCE,
+            **env,
+        },
         text=True,
         **streams,
     )

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from webapp import settings
+from tests.sqlite_allowance import ALLOWANCE
+from webapp import settings, sqlite_floor
 from webapp.settings import ConfigError, load, load_for_cli
 
 GOOD_KEY = "k" * 16 + "Q7v9" * 8
 DB_FILE = Path(tempfile.gettempdir()) / "app.db"  # its directory must exist
-BASE = {"DATABASE_URL": f"sqlite:///{DB_FILE}", "APP_ENV": "dev"}
+BASE = {"DATABASE_URL": f"sqlite:///{DB_FILE}", "APP_ENV": "dev", **ALLOWANCE}
 
 
 def _error(environ) -> str:
@@ -129,3 +130,27 @@ def test_cli_needs_only_the_database():
     assert str(config.database_path) == "relative.db"
     with pytest.raises(ConfigError, match="DATABASE_URL is not set"):
         load_for_cli({})
+
+
+def test_prod_refuses_an_sqlite_below_the_floor(monkeypatch):
+    monkeypatch.setattr(sqlite_floor, "library_version", lambda: "3.46.1")
+    environ = {**BASE, "APP_ENV": "prod", "SECRET_KEY": "k" * 40}
+    environ.pop("ALLOW_OLD_SQLITE", None)
+    message = _error(environ)
+    assert message == (
+        "SQLite 3.46.1 is below the floor 3.51.3 (the WAL-reset corruption bug is fixed from "
+        "3.51.3 on); run the image built by `nox -s build`, or link Python against a newer "
+        "libsqlite3"
+    )
+    allowed = load({**environ, "ALLOW_OLD_SQLITE": "1"})
+    assert allowed.sqlite_warning is not None and "3.46.1" in allowed.sqlite_warning
+
+
+def test_dev_runs_on_an_old_sqlite_with_one_warning_and_a_new_one_without(monkeypatch):
+    monkeypatch.setattr(sqlite_floor, "library_version", lambda: "3.40.1")
+    dev = {key: value for key, value in BASE.items() if key != "ALLOW_OLD_SQLITE"}
+    warning = load(dev).sqlite_warning
+    assert warning is not None and warning.startswith("SQLite 3.40.1 is below the floor")
+    monkeypatch.setattr(sqlite_floor, "library_version", lambda: "3.53.4")
+    assert load(dev).sqlite_warning is None
+    assert load({**dev, "APP_ENV": "prod", "SECRET_KEY": "k" * 40}).sqlite_warning is None

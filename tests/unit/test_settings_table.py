@@ -15,6 +15,7 @@ import yaml
 
 from kit import deploy_plan, env_file
 from kit.console import KitError
+from tests.sqlite_allowance import ALLOWANCE
 from webapp import settings
 from webapp.settings import VARIABLES, ConfigError
 
@@ -120,7 +121,7 @@ def test_a_value_the_deploy_plan_passes_is_one_the_container_accepts(name: str) 
 
 
 def _app_accepts_in_prod(key: str, tmp_path: Path) -> bool:
-    environ = {"DATABASE_URL": f"sqlite:///{tmp_path}/app.db", "APP_ENV": "prod"}
+    environ = {"DATABASE_URL": f"sqlite:///{tmp_path}/app.db", "APP_ENV": "prod", **ALLOWANCE}
     try:
         settings.load({**environ, "SECRET_KEY": key})
     except ConfigError:
