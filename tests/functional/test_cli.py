@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from webapp import cli, schema
+from webapp.db import schema
+from webapp.ops import cli
 
 from .conftest import migrated_engine
 
@@ -91,7 +92,7 @@ def test_check_passes_only_when_ready(database, capsys):
 
 def test_check_fails_while_a_writer_holds_the_lock_too_long(database, capsys, monkeypatch):
     run("db", "upgrade")
-    monkeypatch.setattr("webapp.db.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("webapp.ops.cli.BUSY_TIMEOUT_MS", 50)
     holder = sqlite3.connect(database, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:

@@ -21,9 +21,12 @@ from typing import NoReturn
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp import backup, db, jsonlog, readiness, schema, settings
+from webapp import settings
+from webapp.db import schema
+from webapp.db.engine import BUSY_TIMEOUT_MS, make_engine, reader
+from webapp.ops import backup, jsonlog, readiness
 
-log = logging.getLogger("webapp.cli")
+log = logging.getLogger(__name__)
 
 MIGRATION_BUSY_TIMEOUT_MS = 30_000
 # How often `db serve --ready-file` re-checks the database. The healthcheck only reads the
@@ -95,8 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     jsonlog.configure(config.log_level)
     # A migration may wait its turn behind the app's writers; a healthcheck must answer
     # well within its own timeout.
-    busy_ms = db.BUSY_TIMEOUT_MS if args.verb == "check" else MIGRATION_BUSY_TIMEOUT_MS
-    engine = db.make_engine(config.database_url, busy_timeout_ms=busy_ms)
+    busy_ms = BUSY_TIMEOUT_MS if args.verb == "check" else MIGRATION_BUSY_TIMEOUT_MS
+    engine = make_engine(config.database_url, busy_timeout_ms=busy_ms)
     try:
         return COMMANDS[args.verb](args, config, engine)
     except (CommandError, backup.BackupError) as exc:
@@ -138,7 +141,7 @@ def cmd_upgrade(_args: argparse.Namespace, config: settings.Settings, engine: En
 def cmd_current(_args: argparse.Namespace, config: settings.Settings, engine: Engine) -> int:
     if not config.database_path.is_file():
         raise CommandError(f"database file {config.database_path} does not exist")
-    with db.reader(engine).connect() as conn:
+    with reader(engine).connect() as conn:
         print(schema.current(conn) or "none")
     return 0
 
@@ -211,7 +214,7 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
         },
     )
     # The heartbeat checks with the healthcheck's short busy timeout, not the migration's.
-    checker = db.make_engine(config.database_url, busy_timeout_ms=db.BUSY_TIMEOUT_MS)
+    checker = make_engine(config.database_url, busy_timeout_ms=BUSY_TIMEOUT_MS)
     next_backup = time.monotonic() + args.backup_interval
     try:
         while True:

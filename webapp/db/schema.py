@@ -1,5 +1,5 @@
 """Schema revisions: what the code expects (head), what a database has (current), and
-the upgrade between them. Alembic runs on a connection from webapp.db.make_engine.
+the upgrade between them. Alembic runs on a connection from webapp.db.engine.make_engine.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.engine import Connection, Engine
 
-from webapp.models import FTS_TABLE
+from webapp.notes.models import FTS_TABLE
 
 
 def include_name(name: str | None, type_: str, _parent: Any) -> bool:
@@ -23,7 +23,7 @@ def include_name(name: str | None, type_: str, _parent: Any) -> bool:
 
 def alembic_config(connection: Connection | None = None) -> Config:
     config = Config()
-    config.set_main_option("script_location", "webapp:migrations")
+    config.set_main_option("script_location", "webapp.db:migrations")
     config.set_main_option("path_separator", "os")
     if connection is not None:
         config.attributes["connection"] = connection
