@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
+from alembic.util import CommandError as AlembicError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -48,6 +49,12 @@ def _positive(value: str) -> float:
     return number
 
 
+def _message(value: str) -> str:
+    if not any(char.isalnum() for char in value):
+        raise argparse.ArgumentTypeError(f"{value!r} says nothing; say what the revision changes")
+    return value.strip()
+
+
 def _count(value: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise argparse.ArgumentTypeError(f"{value!r} is not a whole number of at least 1")
@@ -76,6 +83,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("dest", type=Path, help="a file path, or a directory for a timestamped file")
     p = verbs.add_parser("restore", help="replace the database with a verified copy (app stopped)")
     p.add_argument("src", type=Path, help="a backup file made by `db backup`")
+    p = verbs.add_parser("revision", help="write a new migration after head (in a checkout)")
+    p.add_argument("-m", "--message", type=_message, required=True, help="what it changes")
+    p.add_argument(
+        "--autogenerate",
+        action="store_true",
+        help="fill it with what the models have and the database (at head) lacks",
+    )
     p = verbs.add_parser("serve", help="upgrade, then back up every interval until stopped")
     p.add_argument("--backup-dir", type=Path, required=True)
     p.add_argument("--backup-interval", type=_positive, required=True, metavar="SECONDS")
@@ -102,7 +116,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine = make_engine(config.database_url, busy_timeout_ms=busy_ms)
     try:
         return COMMANDS[args.verb](args, config, engine)
-    except (CommandError, backup.BackupError) as exc:
+    except (CommandError, backup.BackupError, AlembicError) as exc:
         print(f"webapp: db {args.verb}: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
@@ -148,6 +162,25 @@ def cmd_current(_args: argparse.Namespace, config: settings.Settings, engine: En
 
 def cmd_head(_args: argparse.Namespace, _config: settings.Settings, _engine: Engine) -> int:
     print(schema.head())
+    return 0
+
+
+def cmd_revision(args: argparse.Namespace, config: settings.Settings, engine: Engine) -> int:
+    if args.autogenerate and not config.database_path.is_file():
+        raise CommandError(
+            f"database file {config.database_path} does not exist; --autogenerate compares the "
+            "models with a database at head: run `python -m webapp db upgrade` first"
+        )
+    try:
+        script = schema.revision(
+            args.message, autogenerate_from=engine if args.autogenerate else None
+        )
+    except OSError as exc:
+        raise CommandError(
+            f"cannot write the new revision to {exc.filename} ({exc.strerror}); "
+            "run this in a source checkout, where webapp/db/migrations is writable"
+        ) from None
+    print(f"revision {script.revision} (after {script.down_revision}) written to {script.path}")
     return 0
 
 
@@ -278,6 +311,7 @@ COMMANDS = {
     "current": cmd_current,
     "head": cmd_head,
     "check": cmd_check,
+    "revision": cmd_revision,
     "backup": cmd_backup,
     "restore": cmd_restore,
     "serve": cmd_serve,
