@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, column, insert, select, text, update
 from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import Session
-from zope.sqlalchemy.datamanager import mark_changed
+from zope.sqlalchemy import mark_changed
 
 from webapp.notes.cursor import ID_MAX
 from webapp.notes.models import Note, NoteRecord, utcnow
