@@ -9,7 +9,9 @@ import os
 import sys
 from typing import NoReturn
 
-from webapp import db, gunicorn_errors, jsonlog, settings
+from webapp import settings
+from webapp.db import engine as db
+from webapp.ops import gunicorn_errors, jsonlog
 
 
 def _fail(message: str) -> NoReturn:
@@ -67,7 +69,7 @@ control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 loglevel = _app_settings.log_level.lower()
-logger_class = "webapp.gunicorn_logging.JsonLogger"
+logger_class = "webapp.ops.gunicorn_logging.JsonLogger"
 # Honour X-Forwarded-* only from a proxy on the same host.
 forwarded_allow_ips = "127.0.0.1"
 # Bound request lines and headers so slow or hostile clients cannot grow them.

@@ -281,7 +281,7 @@ class FaultDrill:
         with console.step("Case 1: a release whose migration deletes notes, then raises"):
             bad = self.lab.derive(
                 "migration",
-                "COPY 0002_drill_half_done.py /app/webapp/migrations/versions/",
+                "COPY 0002_drill_half_done.py /app/webapp/db/migrations/versions/",
                 {"0002_drill_half_done.py": FAILING_MIGRATION},
             )
             self.write_notes("before-migration")

@@ -1,5 +1,5 @@
-"""`python -m webapp ...`: see webapp.cli."""
+"""`python -m webapp ...`: see webapp.ops.cli."""
 
-from webapp.cli import main
+from webapp.ops.cli import main
 
 raise SystemExit(main())

@@ -8,19 +8,20 @@ import pyramid_tm
 from pyramid.config import Configurator
 from pyramid.csrf import SessionCSRFStoragePolicy
 from pyramid.session import SignedCookieSessionFactory
-from pyramid.tweens import EXCVIEW, INGRESS
+from pyramid.tweens import EXCVIEW
 from sqlalchemy.engine import Engine
 
-from webapp import body_limit, db, jsonlog
-from webapp.app_request import AppRequest
-from webapp.note_input import REQUEST_MAX
+from webapp.db.engine import make_engine
+from webapp.http.body_limit import REQUEST_MAX, BodyLimit
+from webapp.http.request import AppRequest
+from webapp.ops import jsonlog
 from webapp.settings import Settings
 
 
 def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
     """Build the WSGI app. `engine` lets tests share one engine across apps."""
     jsonlog.configure(settings.log_level)
-    engine = engine or db.make_engine(settings.database_url)
+    engine = engine or make_engine(settings.database_url)
     config = Configurator(
         settings={
             "webapp.settings": settings,
@@ -28,9 +29,9 @@ def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
             # A few attempts absorb a writer that held the lock past busy_timeout.
             "retry.attempts": 3,
             "tm.manager_hook": pyramid_tm.explicit_manager,
-            # Reads skip the transaction manager (see webapp.db.writes); there is no
-            # authentication, so there is no user to note on a transaction either.
-            "tm.activate_hook": "webapp.db.writes",
+            # Reads skip the transaction manager (see webapp.db.session.writes); there is
+            # no authentication, so there is no user to note on a transaction either.
+            "tm.activate_hook": "webapp.db.session.writes",
             "tm.annotate_user": False,
             "jinja2.directories": "webapp:templates",
             "jinja2.autoescape": True,
@@ -43,6 +44,7 @@ def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
     # every request. AppRequest declares both properties on one class instead.
     config.add_tween("pyramid_tm.tm_tween_factory", over=EXCVIEW)
     config.set_request_factory(AppRequest)
+    # The session factories behind `request.dbsession`.
     config.include("webapp.db")
     # Sessions exist only to hold the page form's CSRF token, signed with SECRET_KEY.
     config.set_session_factory(
@@ -61,12 +63,12 @@ def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
     config.set_default_csrf_options(require_csrf=True)
     config.include("pyramid_jinja2")
     config.add_jinja2_renderer(".html")
-    # Response decoration wraps everything below it, exception views included.
-    headers_tween = "webapp.tweens.security_headers_tween_factory"
-    config.add_tween(headers_tween, under=INGRESS)
-    config.add_tween("webapp.tweens.request_id_tween_factory", under=headers_tween)
-    config.include("webapp.request_checks")
+    # Request id and security headers on every response, unreadable requests refused,
+    # every error rendered as problem+json.
+    config.include("webapp.http")
     config.include("webapp.routes")
-    config.scan("webapp.views")
+    # The features: notes (API and page), then the operators' endpoints.
+    config.include("webapp.notes")
+    config.include("webapp.ops")
     app = config.make_wsgi_app()
-    return body_limit.BodyLimit(app, REQUEST_MAX)
+    return BodyLimit(app, REQUEST_MAX)

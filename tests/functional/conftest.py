@@ -12,8 +12,10 @@ import pytest
 import webtest
 from sqlalchemy.engine import Engine
 
-from webapp import db, schema
 from webapp.config import make_app
+from webapp.db import schema
+from webapp.db.engine import BEGIN_OPTION, make_engine
+from webapp.db.session import session_factories
 from webapp.settings import Settings
 
 TEST_SECRET = "functional-tests-secret-key-0123456789abcdef"
@@ -31,7 +33,7 @@ def settings_for(path: Path, **overrides: Any) -> Settings:
 
 
 def migrated_engine(path: Path, **engine_options: Any) -> Engine:
-    engine = db.make_engine(f"sqlite:///{path}", **engine_options)
+    engine = make_engine(f"sqlite:///{path}", **engine_options)
     schema.upgrade(engine)
     return engine
 
@@ -60,9 +62,9 @@ def dbconn(wsgi_app: Any, engine: Engine) -> Iterator[Any]:
     original = registry["dbsession_factories"]
     # DEFERRED: the outer transaction takes the write lock only once a test writes, so
     # tests of /readyz (which takes the write lock itself) can run while it is open.
-    conn = engine.connect().execution_options(**{db.BEGIN_OPTION: "DEFERRED"})
+    conn = engine.connect().execution_options(**{BEGIN_OPTION: "DEFERRED"})
     outer = conn.begin()
-    registry["dbsession_factories"] = db.session_factories(
+    registry["dbsession_factories"] = session_factories(
         conn, join_transaction_mode="create_savepoint"
     )
     try:

@@ -3,18 +3,22 @@ output and signals."""
 
 from __future__ import annotations
 
+import ast
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
+from importlib import resources
 from pathlib import Path
 
 import pytest
 
-from webapp import cli, schema
+from webapp.db import schema
+from webapp.ops import cli
 
 from .conftest import migrated_engine
 
@@ -91,7 +95,7 @@ def test_check_passes_only_when_ready(database, capsys):
 
 def test_check_fails_while_a_writer_holds_the_lock_too_long(database, capsys, monkeypatch):
     run("db", "upgrade")
-    monkeypatch.setattr("webapp.db.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("webapp.ops.cli.BUSY_TIMEOUT_MS", 50)
     holder = sqlite3.connect(database, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
     try:
@@ -267,7 +271,20 @@ def test_serve_rejects_bad_arguments_in_one_line(args, tmp_path, capsys):
     assert err.count("\n") == 1 and err.startswith("webapp: python -m webapp db serve: ")
 
 
-@pytest.mark.parametrize("argv", [[], ["db"], ["db", "bogus"], ["db", "backup"], ["other"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["db"],
+        ["db", "bogus"],
+        ["db", "backup"],
+        ["other"],
+        ["db", "revision"],
+        ["db", "revision", "--autogenerate"],
+        ["db", "revision", "-m"],
+        ["db", "revision", "-m", " ?! "],
+    ],
+)
 def test_usage_errors_are_one_line(argv, capsys):
     with pytest.raises(SystemExit) as caught:
         run(*argv)
@@ -380,3 +397,103 @@ def test_upgrade_waits_for_a_writer_instead_of_failing(database, capsys):
         releaser.join()
         holder.close()
     assert "already at" in capsys.readouterr().out
+
+
+SHIPPED_MIGRATIONS = Path(resources.files("webapp.db").joinpath("migrations"))
+
+
+def _copy_migrations(dest: Path, monkeypatch) -> Path:
+    """The package's migrations copied aside: new revisions never land in the source tree."""
+    schema.head()  # cached from the shipped migrations before the copy stands in for them
+    shutil.copytree(SHIPPED_MIGRATIONS, dest, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(schema, "SCRIPT_LOCATION", str(dest))
+    return dest / "versions"
+
+
+def _revision_file(path: Path) -> tuple[dict[str, object], list[ast.stmt]]:
+    """The module-level constants of a revision file, and its upgrade()'s statements."""
+    tree = ast.parse(path.read_text())
+    constants = {
+        node.targets[0].id: ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name)
+    }
+    upgrade = next(n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "upgrade")
+    return constants, upgrade.body
+
+
+def test_revision_writes_the_next_revision_and_autogenerate_compares_with_the_database(
+    database, tmp_path, monkeypatch, capsys
+):
+    versions = _copy_migrations(tmp_path / "migrations", monkeypatch)
+    run("db", "upgrade")
+    capsys.readouterr()
+
+    # At head, with models and migrations in step: nothing to do.
+    assert run("db", "revision", "--autogenerate", "-m", "Nothing changed") == 0
+    empty = versions / "0002_nothing_changed.py"
+    assert capsys.readouterr().out == f"revision 0002 (after 0001) written to {empty}\n"
+    constants, body = _revision_file(empty)
+    assert constants["revision"] == "0002" and constants["down_revision"] == "0001"
+    assert [type(stmt) for stmt in body] == [ast.Pass]
+    assert run("db", "upgrade") == 0
+
+    # A column the models lack: autogenerate reads this database, not some other one.
+    with sqlite3.connect(database) as conn:
+        conn.execute("ALTER TABLE notes ADD COLUMN colour TEXT")
+    conn.close()
+    assert run("db", "revision", "--autogenerate", "-m", "drop colour") == 0
+    dropping = versions / "0003_drop_colour.py"
+    constants, body = _revision_file(dropping)
+    assert constants["down_revision"] == "0002"
+    assert "batch_op.drop_column('colour')" in ast.unparse(body)
+
+    assert run("db", "revision", "-m", "by hand") == 0
+    constants, body = _revision_file(versions / "0004_by_hand.py")
+    assert constants["revision"] == "0004" and constants["down_revision"] == "0003"
+    assert [type(stmt) for stmt in body] == [ast.Pass]
+
+    # The written files are migrations Alembic runs.
+    capsys.readouterr()
+    assert run("db", "upgrade") == 0
+    assert capsys.readouterr().out.endswith("upgraded from 0002 to 0004\n")
+    conn = sqlite3.connect(database)
+    assert "colour" not in {row[1] for row in conn.execute("PRAGMA table_info(notes)")}
+    conn.close()
+    assert sorted(p.name for p in (SHIPPED_MIGRATIONS / "versions").glob("*.py")) == [
+        "0001_initial.py"
+    ]
+
+
+def test_revision_autogenerate_needs_a_database_at_head(database, tmp_path, monkeypatch, capsys):
+    versions = _copy_migrations(tmp_path / "migrations", monkeypatch)
+    assert run("db", "revision", "--autogenerate", "-m", "x") == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run `python -m webapp db upgrade` first" in err
+    assert not database.exists()  # no empty database made by asking
+    sqlite3.connect(database).close()
+    assert run("db", "revision", "--autogenerate", "-m", "x") == 1
+    assert capsys.readouterr().err == "webapp: db revision: Target database is not up to date.\n"
+    assert sorted(p.name for p in versions.glob("*.py")) == ["0001_initial.py"]
+
+
+def test_revision_into_a_read_only_package_says_so(database, tmp_path, monkeypatch, capsys):
+    mountpoint = tmp_path / "ro"
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        _copy_migrations(mountpoint / "migrations", monkeypatch)
+        subprocess.run(["mount", "-o", "remount,ro", str(mountpoint)], check=True)
+        assert run("db", "revision", "-m", "x") == 1
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert err.startswith("webapp: db revision: cannot write the new revision to ")
+    assert "Read-only file system" in err and "source checkout" in err

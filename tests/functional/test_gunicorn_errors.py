@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from webapp.gunicorn_errors import DETAIL_MAX, problem_bytes
+from webapp.ops.gunicorn_errors import DETAIL_MAX, problem_bytes
 
 from .test_gunicorn import server  # noqa: F401 - the real Gunicorn fixture
 

@@ -11,8 +11,8 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from webapp import schema
-from webapp.models import Base
+from webapp.db import schema
+from webapp.notes.models import Base
 
 from .conftest import migrated_engine
 
@@ -103,7 +103,7 @@ def test_an_upgrade_failing_halfway_leaves_the_database_as_it_was(tmp_path):
     extra.mkdir()
     (extra / "9998_works.py").write_text(GOOD_MIGRATION.format(down=schema.head()))
     (extra / "9999_fails.py").write_text(FAILING_MIGRATION)
-    shipped = Path(resources.files("webapp").joinpath("migrations/versions"))
+    shipped = Path(resources.files("webapp.db").joinpath("migrations/versions"))
     with engine.connect() as conn:
         config = schema.alembic_config(conn)
         config.set_main_option("version_locations", os.pathsep.join([str(shipped), str(extra)]))

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import webtest
 
-from webapp import db, schema
 from webapp.config import make_app
+from webapp.db import schema
+from webapp.db.engine import make_engine
+from webapp.http.tweens import SECURITY_HEADERS
 from webapp.routes import ROUTES
-from webapp.tweens import SECURITY_HEADERS
 
 from .conftest import settings_for
 
@@ -44,7 +45,7 @@ def test_readyz_is_503_when_the_file_is_missing(tmp_path):
 
 def test_readyz_is_503_when_not_migrated(tmp_path):
     path = tmp_path / "app.db"
-    engine = db.make_engine(f"sqlite:///{path}")
+    engine = make_engine(f"sqlite:///{path}")
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE unrelated (x)")
     app = webtest.TestApp(make_app(settings_for(path), engine=engine))
@@ -55,7 +56,7 @@ def test_readyz_is_503_when_not_migrated(tmp_path):
 def test_readyz_is_503_when_the_database_is_read_only(db_path, tmp_path):
     # query_only makes SQLite refuse writes as it does for a read-only file (root,
     # which runs the tests, ignores file modes).
-    engine = db.make_engine(f"sqlite:///{db_path}")
+    engine = make_engine(f"sqlite:///{db_path}")
 
     from sqlalchemy import event
 
@@ -147,16 +148,16 @@ def test_every_documented_operation_answers_with_a_documented_status(
 
 
 def test_openapi_limits_match_the_validator():
-    from webapp import note_input, notes, search
+    from webapp.notes import search, store, validation
 
     schemas = _spec()["components"]["schemas"]
     props = schemas["NoteInput"]["properties"]
-    assert props["title"]["maxLength"] == note_input.TITLE_MAX
-    assert props["body"]["maxLength"] == note_input.BODY_MAX
-    assert props["tags"]["maxItems"] == note_input.TAGS_MAX
-    assert props["tags"]["items"]["maxLength"] == note_input.TAG_MAX
+    assert props["title"]["maxLength"] == validation.TITLE_MAX
+    assert props["body"]["maxLength"] == validation.BODY_MAX
+    assert props["tags"]["maxItems"] == validation.TAGS_MAX
+    assert props["tags"]["items"]["maxLength"] == validation.TAG_MAX
     params = {p["name"]: p for p in _spec()["paths"]["/api/notes"]["get"]["parameters"]}
-    assert params["limit"]["schema"]["maximum"] == notes.LIMIT_MAX
+    assert params["limit"]["schema"]["maximum"] == store.LIMIT_MAX
     assert params["q"]["schema"]["maxLength"] == search.Q_MAX
 
 

@@ -13,8 +13,8 @@ import pytest
 import webtest
 from sqlalchemy import event
 
-from webapp import db
 from webapp.config import make_app
+from webapp.db import engine as db
 
 from .conftest import migrated_engine, settings_for
 
@@ -189,7 +189,7 @@ def test_unexpected_error_is_500_problem_with_request_id_and_logged(tmp_path):
         conn.exec_driver_sql("DROP TABLE notes")  # a schema the code cannot work with
     app = webtest.TestApp(make_app(settings_for(path), engine=engine))
     collect = _Collect()
-    logger = logging.getLogger("webapp.views.errors")
+    logger = logging.getLogger("webapp.http.errors")
     logger.addHandler(collect)
     try:
         response = app.get("/api/notes", headers={"X-Request-ID": "trace-me"}, status=500)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from webapp.body_limit import TOO_LARGE, UNREADABLE, BodyLimit
+from webapp.http.body_limit import TOO_LARGE, UNREADABLE, BodyLimit
 
 
 def _run(environ):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from drills import hardening
-from webapp.tweens import SECURITY_HEADERS
+from webapp.http.tweens import SECURITY_HEADERS
 
 ROOT_STATUS = "Name:\tpython\nUid:\t0\t0\t0\t0\nCapEff:\t00000000a80425fb\nNoNewPrivs:\t0\n"
 APP_STATUS = "Uid:\t10001\t10001\t10001\t10001\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\n"

@@ -7,9 +7,10 @@ import sqlite3
 
 import pytest
 
-from webapp import cursor, problems, search
-from webapp.note_input import parse_json, validate
-from webapp.problems import Problem
+from webapp.http import problems
+from webapp.http.problems import Problem
+from webapp.notes import cursor, search
+from webapp.notes.validation import parse_json, validate
 
 
 @pytest.mark.parametrize(
@@ -96,7 +97,7 @@ def test_other_http_exceptions_become_problems_and_redirects_pass():
     from pyramid.httpexceptions import HTTPFound, HTTPGone
     from pyramid.testing import DummyRequest
 
-    from webapp.views.errors import http_exception
+    from webapp.http.errors import http_exception
 
     request = DummyRequest(path="/somewhere")
     response = http_exception(HTTPGone(detail="gone for good"), request)

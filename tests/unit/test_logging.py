@@ -7,8 +7,8 @@ import logging
 from datetime import timedelta
 from types import SimpleNamespace
 
-from webapp import jsonlog
-from webapp.gunicorn_logging import JsonLogger
+from webapp.ops import jsonlog
+from webapp.ops.gunicorn_logging import JsonLogger
 
 
 def _record(**extra) -> logging.LogRecord:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from webapp import db
-from webapp.write_gate import WriteGate
+from webapp.db.engine import make_engine, reader
+from webapp.db.write_gate import WriteGate
 
 
 def _enter_in_thread(gate: WriteGate, holder: object) -> threading.Event:
@@ -93,7 +93,7 @@ def test_a_forked_child_forgets_a_parent_turn(tmp_path: Path) -> None:
 
 
 def test_engine_writers_take_turns_until_check_in(tmp_path: Path) -> None:
-    engine = db.make_engine(f"sqlite:///{tmp_path / 'app.db'}")
+    engine = make_engine(f"sqlite:///{tmp_path / 'app.db'}")
     with engine.begin() as setup:
         setup.execute(text("CREATE TABLE t (x INTEGER)"))
     second_wrote = threading.Event()
@@ -113,6 +113,6 @@ def test_engine_writers_take_turns_until_check_in(tmp_path: Path) -> None:
         first.commit()
     assert second_wrote.wait(30)
     # Readers never wait for the gate.
-    with db.reader(engine).connect() as reader:
-        assert sorted(reader.execute(text("SELECT x FROM t")).scalars()) == [1, 2, 3]
+    with reader(engine).connect() as reading:
+        assert sorted(reading.execute(text("SELECT x FROM t")).scalars()) == [1, 2, 3]
     engine.dispose()

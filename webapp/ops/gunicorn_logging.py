@@ -10,7 +10,7 @@ from typing import Any
 
 from gunicorn.glogging import Logger
 
-from webapp.jsonlog import JsonFormatter
+from webapp.ops.jsonlog import JsonFormatter
 
 
 class JsonLogger(Logger):

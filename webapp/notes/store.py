@@ -8,12 +8,12 @@ from typing import Any
 from sqlalchemy import Integer, bindparam, column, insert, select, text, update
 from sqlalchemy import delete as delete_rows
 from sqlalchemy.orm import Session
-from zope.sqlalchemy.datamanager import mark_changed
+from zope.sqlalchemy import mark_changed
 
-from webapp.cursor import ID_MAX
-from webapp.models import Note, NoteRecord, utcnow
-from webapp.note_input import NoteInput
-from webapp.search import fts_query
+from webapp.notes.cursor import ID_MAX
+from webapp.notes.models import Note, NoteRecord, utcnow
+from webapp.notes.search import fts_query
+from webapp.notes.validation import NoteInput
 
 LIMIT_DEFAULT = 20
 LIMIT_MAX = 100

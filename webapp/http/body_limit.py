@@ -3,7 +3,7 @@
 It sits outside Pyramid because pyramid_retry copies the whole body up front to be able
 to replay it. A declared Content-Length over the limit is refused unread; a chunked
 body is read only up to the limit plus one byte. The refusal itself is rendered inside
-Pyramid (see webapp.config), so it carries the same headers as every other response.
+Pyramid (see webapp.http.request_checks), so it carries the same headers as every other response.
 """
 
 from __future__ import annotations
@@ -11,6 +11,9 @@ from __future__ import annotations
 import io
 from collections.abc import Callable, Iterable
 from typing import Any
+
+# Bytes in any request body, the API's JSON and the page's form alike.
+REQUEST_MAX = 1024 * 1024
 
 TOO_LARGE = "webapp.body_too_large"
 UNREADABLE = "webapp.body_unreadable"

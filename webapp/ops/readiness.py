@@ -12,7 +12,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp import schema
+from webapp.db import schema
 
 
 def problem(engine: Engine) -> str | None:

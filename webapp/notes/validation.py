@@ -9,13 +9,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from webapp.problems import Problem
+from webapp.http.problems import Problem
 
 TITLE_MAX = 200
 BODY_MAX = 102_400  # characters: "100 KB" of text
 TAGS_MAX = 20
 TAG_MAX = 50
-REQUEST_MAX = 1024 * 1024  # bytes, enforced by webapp.body_limit before anything reads
 FIELDS = ("title", "body", "tags")
 ERRORS_MAX = 50
 

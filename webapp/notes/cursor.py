@@ -11,7 +11,7 @@ import base64
 import binascii
 import re
 
-from webapp.problems import Problem
+from webapp.http.problems import Problem
 
 ID_MAX = 2**63 - 1  # SQLite INTEGER
 PATTERN = r"^[A-Za-z0-9_-]{11}$"
@@ -31,5 +31,5 @@ def decode(value: str) -> int:
     except (binascii.Error, ValueError):  # pragma: no cover - the pattern admits only base64
         raise Problem(400, "cursor is not valid base64url") from None
     # Positions beyond the largest id sort before every note: the page starts at the
-    # newest (webapp.notes.page ignores a bound that no id can reach).
+    # newest (webapp.notes.store.page ignores a bound that no id can reach).
     return min(int.from_bytes(raw, "big"), ID_MAX + 1)

@@ -14,11 +14,11 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 
-from webapp import cursor, notes
-from webapp.models import NoteRecord, NoteShape
-from webapp.note_input import NoteInput, parse_json, validate
-from webapp.problems import Problem
-from webapp.search import Q_MAX
+from webapp.http.problems import Problem
+from webapp.notes import cursor, store
+from webapp.notes.models import NoteRecord, NoteShape
+from webapp.notes.search import Q_MAX
+from webapp.notes.validation import NoteInput, parse_json, validate
 
 JSON_TYPES = ("application/json",)
 
@@ -47,7 +47,7 @@ def _missing(note_id: int) -> Problem:
 
 def _load(request: Request) -> NoteRecord:
     note_id = _note_id(request)
-    note = notes.read(request.dbsession, note_id)
+    note = store.read(request.dbsession, note_id)
     if note is None:
         raise _missing(note_id)
     return note
@@ -75,13 +75,13 @@ def _query_int(request: Request, name: str, default: int, low: int, high: int) -
 
 @view_config(route_name="notes", request_method="GET", renderer="json")
 def list_notes(request: Request) -> dict[str, Any]:
-    limit = _query_int(request, "limit", notes.LIMIT_DEFAULT, 1, notes.LIMIT_MAX)
+    limit = _query_int(request, "limit", store.LIMIT_DEFAULT, 1, store.LIMIT_MAX)
     q = request.GET.get("q", "")
     if len(q) > Q_MAX:
         raise Problem(400, f"q is {len(q)} characters; search with at most {Q_MAX}")
     raw_cursor = request.GET.get("cursor")
     before = cursor.decode(raw_cursor) if raw_cursor is not None else None
-    items, last = notes.page(request.dbsession, q=q, limit=limit, before=before)
+    items, last = store.page(request.dbsession, q=q, limit=limit, before=before)
     return {
         "items": [note.as_json() for note in items],
         "next_cursor": cursor.encode(last) if last is not None else None,
@@ -90,7 +90,7 @@ def list_notes(request: Request) -> dict[str, Any]:
 
 @view_config(route_name="notes", request_method="POST", require_csrf=False)
 def create_note(request: Request) -> Response:
-    note = notes.create(request.dbsession, _input(request))
+    note = store.create(request.dbsession, _input(request))
     response = _note_response(request, note, status=201)
     response.location = request.route_url("note", id=note.id)
     return response
@@ -129,7 +129,7 @@ def replace_note(request: Request) -> Response:
     data = _input(request)
     note = _load(request)
     _precondition(request, note)
-    replaced = notes.replace(request.dbsession, note, data)
+    replaced = store.replace(request.dbsession, note, data)
     if replaced is None:  # pragma: no cover - needs a race
         raise Problem(412, f"note {note.id} changed while updating; GET it again and retry")
     return _note_response(request, replaced)
@@ -139,5 +139,5 @@ def replace_note(request: Request) -> Response:
 def delete_note(request: Request) -> Response:
     note = _load(request)
     _precondition(request, note)
-    notes.delete(request.dbsession, note)
+    store.delete(request.dbsession, note)
     return Response(status=204)

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
-${imports if imports else ""}
+% if imports:
+${imports}
+% endif
 
-revision = ${repr(up_revision)}
-down_revision = ${repr(down_revision)}
+## Double quotes, as ruff format writes them; a merge's tuple of parents stays a repr.
+revision = "${up_revision}"
+down_revision = ${f'"{down_revision}"' if isinstance(down_revision, str) else repr(down_revision)}
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
 

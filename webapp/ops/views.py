@@ -12,8 +12,11 @@ from pyramid.response import Response
 from pyramid.view import view_config
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp import db, readiness, schema, sqlite_floor
-from webapp.problems import Problem
+from webapp import sqlite_floor
+from webapp.db import schema
+from webapp.db.engine import reader
+from webapp.http.problems import Problem
+from webapp.ops import readiness
 
 
 @view_config(route_name="healthz", request_method="GET", renderer="json")
@@ -34,7 +37,7 @@ def readyz(request: Request) -> dict[str, str]:
 def version(request: Request) -> dict[str, Any]:
     settings = request.registry.settings["webapp.settings"]
     try:
-        with db.reader(request.registry.settings["webapp.engine"]).connect() as conn:
+        with reader(request.registry.settings["webapp.engine"]).connect() as conn:
             revision = schema.current(conn) or "none"
             conn.rollback()
     except SQLAlchemyError:

@@ -14,7 +14,7 @@ from pyramid.decorator import reify
 from pyramid.request import Request
 from sqlalchemy.orm import Session
 
-from webapp import db
+from webapp.db.session import request_session
 
 
 class AppRequest(Request):
@@ -25,4 +25,4 @@ class AppRequest(Request):
 
     @reify
     def dbsession(self) -> Session:
-        return db.request_session(self)
+        return request_session(self)

@@ -18,12 +18,16 @@ from pathlib import Path
 from types import FrameType
 from typing import NoReturn
 
+from alembic.util import CommandError as AlembicError
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp import backup, db, jsonlog, readiness, schema, settings
+from webapp import settings
+from webapp.db import schema
+from webapp.db.engine import BUSY_TIMEOUT_MS, make_engine, reader
+from webapp.ops import backup, jsonlog, readiness
 
-log = logging.getLogger("webapp.cli")
+log = logging.getLogger(__name__)
 
 MIGRATION_BUSY_TIMEOUT_MS = 30_000
 # How often `db serve --ready-file` re-checks the database. The healthcheck only reads the
@@ -43,6 +47,12 @@ def _positive(value: str) -> float:
     if not number > 0 or number != number or number == float("inf"):
         raise argparse.ArgumentTypeError(f"{value!r} is not a positive number of seconds")
     return number
+
+
+def _message(value: str) -> str:
+    if not any(char.isalnum() for char in value):
+        raise argparse.ArgumentTypeError(f"{value!r} says nothing; say what the revision changes")
+    return value.strip()
 
 
 def _count(value: str) -> int:
@@ -73,6 +83,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("dest", type=Path, help="a file path, or a directory for a timestamped file")
     p = verbs.add_parser("restore", help="replace the database with a verified copy (app stopped)")
     p.add_argument("src", type=Path, help="a backup file made by `db backup`")
+    p = verbs.add_parser("revision", help="write a new migration after head (in a checkout)")
+    p.add_argument("-m", "--message", type=_message, required=True, help="what it changes")
+    p.add_argument(
+        "--autogenerate",
+        action="store_true",
+        help="fill it with what the models have and the database (at head) lacks",
+    )
     p = verbs.add_parser("serve", help="upgrade, then back up every interval until stopped")
     p.add_argument("--backup-dir", type=Path, required=True)
     p.add_argument("--backup-interval", type=_positive, required=True, metavar="SECONDS")
@@ -95,11 +112,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     jsonlog.configure(config.log_level)
     # A migration may wait its turn behind the app's writers; a healthcheck must answer
     # well within its own timeout.
-    busy_ms = db.BUSY_TIMEOUT_MS if args.verb == "check" else MIGRATION_BUSY_TIMEOUT_MS
-    engine = db.make_engine(config.database_url, busy_timeout_ms=busy_ms)
+    busy_ms = BUSY_TIMEOUT_MS if args.verb == "check" else MIGRATION_BUSY_TIMEOUT_MS
+    engine = make_engine(config.database_url, busy_timeout_ms=busy_ms)
     try:
         return COMMANDS[args.verb](args, config, engine)
-    except (CommandError, backup.BackupError) as exc:
+    except (CommandError, backup.BackupError, AlembicError) as exc:
         print(f"webapp: db {args.verb}: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
@@ -138,13 +155,32 @@ def cmd_upgrade(_args: argparse.Namespace, config: settings.Settings, engine: En
 def cmd_current(_args: argparse.Namespace, config: settings.Settings, engine: Engine) -> int:
     if not config.database_path.is_file():
         raise CommandError(f"database file {config.database_path} does not exist")
-    with db.reader(engine).connect() as conn:
+    with reader(engine).connect() as conn:
         print(schema.current(conn) or "none")
     return 0
 
 
 def cmd_head(_args: argparse.Namespace, _config: settings.Settings, _engine: Engine) -> int:
     print(schema.head())
+    return 0
+
+
+def cmd_revision(args: argparse.Namespace, config: settings.Settings, engine: Engine) -> int:
+    if args.autogenerate and not config.database_path.is_file():
+        raise CommandError(
+            f"database file {config.database_path} does not exist; --autogenerate compares the "
+            "models with a database at head: run `python -m webapp db upgrade` first"
+        )
+    try:
+        script = schema.revision(
+            args.message, autogenerate_from=engine if args.autogenerate else None
+        )
+    except OSError as exc:
+        raise CommandError(
+            f"cannot write the new revision to {exc.filename} ({exc.strerror}); "
+            "run this in a source checkout, where webapp/db/migrations is writable"
+        ) from None
+    print(f"revision {script.revision} (after {script.down_revision}) written to {script.path}")
     return 0
 
 
@@ -213,7 +249,7 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
         },
     )
     # The heartbeat checks with the healthcheck's short busy timeout, not the migration's.
-    checker = db.make_engine(config.database_url, busy_timeout_ms=db.BUSY_TIMEOUT_MS)
+    checker = make_engine(config.database_url, busy_timeout_ms=BUSY_TIMEOUT_MS)
     next_backup = time.monotonic() + args.backup_interval
     try:
         while True:
@@ -277,6 +313,7 @@ COMMANDS = {
     "current": cmd_current,
     "head": cmd_head,
     "check": cmd_check,
+    "revision": cmd_revision,
     "backup": cmd_backup,
     "restore": cmd_restore,
     "serve": cmd_serve,

@@ -8,10 +8,10 @@ from pyramid.httpexceptions import HTTPSeeOther
 from pyramid.request import Request
 from pyramid.view import view_config
 
-from webapp import cursor, notes
-from webapp.note_input import BODY_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, validate
-from webapp.problems import Problem
-from webapp.search import Q_MAX
+from webapp.http.problems import Problem
+from webapp.notes import cursor, store
+from webapp.notes.search import Q_MAX
+from webapp.notes.validation import BODY_MAX, TAG_MAX, TAGS_MAX, TITLE_MAX, validate
 
 
 def _listing(request: Request) -> dict[str, Any]:
@@ -21,7 +21,7 @@ def _listing(request: Request) -> dict[str, Any]:
         before = cursor.decode(raw_cursor) if raw_cursor else None
     except Problem:
         before = None  # a mangled link shows the first page rather than an error
-    items, last = notes.page(request.dbsession, q=q, before=before)
+    items, last = store.page(request.dbsession, q=q, before=before)
     return {
         "q": q,
         "notes": items,
@@ -50,6 +50,6 @@ def create_from_form(request: Request) -> Any:
         context["form"] = form
         request.response.status_int = 422
         return context
-    notes.create(request.dbsession, data)
+    store.create(request.dbsession, data)
     # Post/redirect/get: a reload of the result page must not post the note twice.
     return HTTPSeeOther(location=request.route_url("home"))

@@ -6,13 +6,11 @@ bad input; forcing that here turns client mistakes into 400s instead of 500s.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyramid.events import NewRequest
 
-from webapp import body_limit
-from webapp.note_input import REQUEST_MAX
-from webapp.problems import Problem
+from webapp.http import body_limit
+from webapp.http.body_limit import REQUEST_MAX
+from webapp.http.problems import Problem
 
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
@@ -34,7 +32,3 @@ def refuse_unreadable_requests(event: NewRequest) -> None:
             request.POST  # noqa: B018 - parsed once and cached by WebOb
         except (ValueError, KeyError, TypeError, UnicodeError):
             raise Problem(400, "form body could not be parsed; check its encoding") from None
-
-
-def includeme(config: Any) -> None:
-    config.add_subscriber(refuse_unreadable_requests, NewRequest)

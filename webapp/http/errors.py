@@ -17,8 +17,9 @@ from pyramid.view import exception_view_config, notfound_view_config
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from webapp import db, problems
-from webapp.problems import Problem
+from webapp.db.engine import is_busy, sqlite_code
+from webapp.http import problems
+from webapp.http.problems import Problem
 from webapp.routes import ALLOWED_METHODS
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,7 @@ def http_exception(exc: HTTPException, request: Request) -> Response | HTTPExcep
 
 @exception_view_config(DBAPIError)
 def database_error(exc: DBAPIError, request: Request) -> Response:
-    code = db.sqlite_code(exc)
+    code = sqlite_code(exc)
     request_id = request.environ.get("webapp.request_id")
     if code == SQLITE_FULL:
         log.error("write refused: database or disk is full", extra={"request_id": request_id})
@@ -86,7 +87,7 @@ def database_error(exc: DBAPIError, request: Request) -> Response:
             "retry once space is freed",
             headers={"Retry-After": "30"},
         )
-    if db.is_busy(exc):
+    if is_busy(exc):
         log.warning("database stayed locked past busy_timeout", extra={"request_id": request_id})
         return problems.response(
             request,

@@ -14,7 +14,7 @@ from typing import Any
 from pyramid.request import Request
 from pyramid.response import Response
 
-from webapp import jsonlog
+from webapp.ops import jsonlog
 
 REQUEST_ID_HEADER = "X-Request-ID"
 # Ids from a proxy are kept only if they are short and plain, so logs cannot be forged.
