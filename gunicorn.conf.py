@@ -9,9 +9,9 @@ import os
 import sys
 from typing import NoReturn
 
+# Nothing imported here may import prometheus_client (webapp.db does): see prepare().
 from webapp import settings
-from webapp.db import engine as db
-from webapp.ops import gunicorn_errors, jsonlog
+from webapp.ops import gunicorn_errors, jsonlog, metrics_server
 
 
 def _fail(message: str) -> NoReturn:
@@ -39,6 +39,18 @@ except settings.ConfigError as exc:
     _fail(str(exc))
 
 bind = _env("GUNICORN_BIND")
+metrics_port = _int_env("WEBAPP_METRICS_PORT")
+_bind_host, _, _bind_port = bind.rpartition(":")
+if bind.startswith("unix:"):
+    _bind_host, _bind_port = "127.0.0.1", ""
+if _bind_port == str(metrics_port):
+    # The app's port may be published to the world; the metrics must never be on it.
+    _fail(
+        f"WEBAPP_METRICS_PORT={metrics_port} is GUNICORN_BIND's port too; "
+        "give the metrics a port of their own"
+    )
+# Before a preloaded app or any worker imports prometheus_client.
+metrics_server.prepare(metrics_port)
 workers = _int_env("GUNICORN_WORKERS")
 threads = _int_env("GUNICORN_THREADS")
 worker_class = "gthread"
@@ -80,11 +92,34 @@ limit_request_field_size = 8190
 gunicorn_errors.install()
 
 
+def when_ready(server):
+    # The metrics listen where the app does (all interfaces inside a container, for
+    # compose to publish on 127.0.0.1 and for the compose network), on their own port.
+    metrics_server.start(
+        host=_bind_host.strip("[]") or "0.0.0.0",  # noqa: S104 - as GUNICORN_BIND says
+        port=metrics_port,
+        database=_app_settings.database_path,
+        build={"version": _app_settings.version, "revision": _app_settings.revision},
+        workers=lambda: len(server.WORKERS),
+    )
+
+
 def post_fork(_server, _worker):
+    metrics_server.close_in_worker()
+    from webapp.db import engine  # here, not above: it imports prometheus_client
+
     # The stack does not preload: each worker imports the app, and makes its engine,
     # after the fork, so there is nothing to drop. This guards `gunicorn --preload`,
     # where the master builds the engine and SQLite handles must not cross a fork.
-    db.dispose_after_fork()
+    engine.dispose_after_fork()
+
+
+def child_exit(_server, worker):
+    metrics_server.worker_exited(worker.pid)
+
+
+def on_exit(_server):
+    metrics_server.stop()
 
 
 # Last, once every check above passed; from the master only: the workers load the same

@@ -53,12 +53,14 @@ class Stack:
         self.image = image
         self.app_port = free_port()
         self.baseline_port = free_port()
+        self.metrics_port = free_port()
 
     def overrides(self, workers: int, threads: int) -> dict[str, str]:
         return {
             "COMPOSE_FILE": COMPOSE_FILES,
             "COMPOSE_PROJECT_NAME": PROJECT,
             "WEBAPP_PORT": str(self.app_port),
+            "WEBAPP_METRICS_PORT": str(self.metrics_port),
             "WEBAPP_BIND_ADDRESS": "127.0.0.1",
             "BENCH_BASELINE_PORT": str(self.baseline_port),
             "GUNICORN_WORKERS": str(workers),

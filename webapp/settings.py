@@ -348,6 +348,14 @@ VARIABLES: dict[str, Variable] = {
             default="0",
             meaning="1 reloads on code changes, dev only; compose's dev override sets it",
         ),
+        Variable(
+            "WEBAPP_METRICS_PORT",
+            WholeNumber(1, 65535),
+            _GUNICORN,
+            default="9180",
+            meaning="the port of the Prometheus metrics (/metrics), in the container and "
+            "on the host's 127.0.0.1; never the app's port",
+        ),
         # The stack: what the env files give compose, checked by the deploy plan.
         Variable(
             "COMPOSE_FILE",

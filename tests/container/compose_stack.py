@@ -70,6 +70,7 @@ class Stack:
     variables: dict[str, str] = field(default_factory=dict)
     # The checkout the compose files are used from; a copy lets a test edit the source.
     checkout: Path = REPO
+    metrics_port: int = field(default_factory=free_port)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -77,6 +78,7 @@ class Stack:
         env.update(
             COMPOSE_PROJECT_NAME=self.project,
             WEBAPP_PORT=str(self.port),
+            WEBAPP_METRICS_PORT=str(self.metrics_port),
             WEBAPP_BIND_ADDRESS="127.0.0.1",
             WEBAPP_IMAGE=self.image,
             SQLITE_HEALTHCHECK_INTERVAL=FAST_HEALTH,

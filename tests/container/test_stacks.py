@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
@@ -123,6 +124,34 @@ def test_prod_stack_is_healthy_and_serves_the_api(prod: Stack, build_record: dic
     assert prod.inspect("app")["Image"] == build_record["id"]
     assert prod.request("GET", "/version").json()["app_env"] == "prod"
     api_round_trip(prod)
+
+
+def test_metrics_are_on_loopback_and_the_stack_network_never_on_the_app_port(
+    prod: Stack,
+) -> None:
+    create_note(prod, "counted")
+    public = prod.request("GET", "/metrics")
+    assert public.status == 404 and b"webapp_" not in public.body
+    with urllib.request.urlopen(f"http://127.0.0.1:{prod.metrics_port}/metrics", timeout=15) as r:
+        scraped = r.read().decode()
+    created = [
+        line
+        for line in scraped.splitlines()
+        if line.startswith('webapp_http_requests_total{method="POST",route="notes",status="201"}')
+    ]
+    assert created and float(created[0].split()[-1]) >= 1
+    assert 'webapp_database_bytes{file="database"}' in scraped
+    published = prod.inspect("app")["NetworkSettings"]["Ports"]
+    assert {b["HostIp"] for b in published[f"{prod.metrics_port}/tcp"]} == {"127.0.0.1"}
+    # The stack's other containers reach it by the service's name.
+    status_line = prod.exec(
+        "sqlite",
+        "bash",
+        "-c",
+        f"exec 3<>/dev/tcp/app/{prod.metrics_port} && "
+        "printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3",
+    )
+    assert status_line.split()[1] == "200", status_line
 
 
 def test_a_note_survives_down_and_up(dev: Stack) -> None:

@@ -61,6 +61,19 @@ def test_an_env_file_naming_a_missing_compose_file_is_refused(project: Path) -> 
         deploy_plan.check("prod", ["prod"], project / "image.json")
 
 
+@pytest.mark.parametrize(
+    "ports",
+    # Both set to one port, or the app's set to the metrics' default (9180, when unset).
+    ["WEBAPP_PORT=8000\nWEBAPP_METRICS_PORT=8000\n", "WEBAPP_PORT=9180\n"],
+)
+def test_the_metrics_cannot_share_the_apps_host_port(project: Path, ports: str) -> None:
+    (project / ".env.prod").write_text(
+        "COMPOSE_FILE=compose/compose.yaml\nCOMPOSE_PROJECT_NAME=p\nAPP_ENV=prod\n" + ports
+    )
+    with pytest.raises(KitError, match=r"WEBAPP_METRICS_PORT=\d+ is WEBAPP_PORT too"):
+        deploy_plan.check("prod", ["prod"], project / "image.json")
+
+
 def test_a_missing_build_record_says_to_build(project: Path) -> None:
     with pytest.raises(KitError, match=r"image\.json is missing; run `nox -s build` first"):
         deploy_plan.check("prod", ["prod"], project / "image.json")

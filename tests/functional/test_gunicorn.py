@@ -34,6 +34,7 @@ class Server:
     block the workers mid-request."""
 
     def __init__(self, env: dict[str, str], log_dir: Path, args: tuple[str, ...] = ()) -> None:
+        self.env = env
         self.out_path = log_dir / "stdout.log"
         self.err_path = log_dir / "stderr.log"
         with self.out_path.open("w") as out, self.err_path.open("w") as err:
@@ -87,6 +88,7 @@ def _start(tmp_path: Path, *args: str, **env: str) -> tuple[str, Server]:
             "GUNICORN_BIND": f"127.0.0.1:{port}",
             "GUNICORN_WORKERS": "2",
             "GUNICORN_THREADS": "2",
+            "WEBAPP_METRICS_PORT": str(_free_port()),
             **env,
         },
         tmp_path,
@@ -262,6 +264,11 @@ BAD_CONFIGURATIONS = [
     ({"GUNICORN_MAX_REQUESTS": "lots"}, "GUNICORN_MAX_REQUESTS='lots'"),
     ({"GUNICORN_BIND": "localhost"}, "GUNICORN_BIND='localhost'"),
     ({"SECRET_KEY": ""}, "SECRET_KEY is set but empty"),
+    ({"WEBAPP_METRICS_PORT": "0"}, "WEBAPP_METRICS_PORT='0'"),
+    (
+        {"GUNICORN_BIND": "127.0.0.1:9199", "WEBAPP_METRICS_PORT": "9199"},
+        "WEBAPP_METRICS_PORT=9199 is GUNICORN_BIND's port too",
+    ),
 ]
 
 
@@ -271,7 +278,12 @@ def test_bad_configuration_stops_gunicorn_with_one_line(tmp_path):
     base = {"DATABASE_URL": f"sqlite:///{tmp_path}/app.db", "APP_ENV": "dev"}
     started = []
     for env, expected in BAD_CONFIGURATIONS:
-        merged = {**base, "GUNICORN_BIND": f"127.0.0.1:{_free_port()}", **env}
+        merged = {
+            **base,
+            "GUNICORN_BIND": f"127.0.0.1:{_free_port()}",
+            "WEBAPP_METRICS_PORT": str(_free_port()),
+            **env,
+        }
         environ = {name: value for name, value in merged.items() if value is not None}
         started.append((env, expected, _gunicorn(environ)))
     problems = []
@@ -356,8 +368,14 @@ def test_preloaded_app_gives_each_worker_its_own_connections(tmp_path):
         for thread in threads:
             thread.join()
         page = json.loads(_request(base, "/api/notes?limit=100")[2])
+        metrics_port = server.env["WEBAPP_METRICS_PORT"]
+        scraped = _request(f"http://127.0.0.1:{metrics_port}", "/metrics")[2].decode()
     finally:
         _out, err = server.stop()
+    # The preloaded app imported prometheus_client in the master: the workers still
+    # count into the shared directory, not each into a copy of its own.
+    created = 'webapp_http_requests_total{method="POST",route="notes",status="201"} 80.0'
+    assert created in scraped.splitlines()
     assert results == [201] * 80
     assert len(page["items"]) == 80
     assert "Traceback" not in err

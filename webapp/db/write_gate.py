@@ -21,6 +21,8 @@ import time
 import weakref
 from typing import Any
 
+from webapp.ops import metrics
+
 # Between polls of another process's file lock: short, because a turn is short.
 POLL_FIRST_S = 0.0002
 POLL_MAX_S = 0.002
@@ -48,13 +50,15 @@ class WriteGate:
         """Wait for the turn on behalf of `holder` (a pool's connection record)."""
         if self._holder is holder:
             return  # a connection's next transaction: its turn lasts until check-in
-        deadline = time.monotonic() + self.timeout_s
-        if not self._threads.acquire(timeout=self.timeout_s):
-            return
-        if not self._lock_file(deadline):
+        start = time.monotonic()
+        deadline = start + self.timeout_s
+        got_turn = self._threads.acquire(timeout=self.timeout_s)
+        if got_turn and not self._lock_file(deadline):
             self._threads.release()
-            return
-        self._holder = holder
+            got_turn = False
+        metrics.record_gate_wait(time.monotonic() - start, got_turn=got_turn)
+        if got_turn:
+            self._holder = holder
 
     def leave(self, holder: Any) -> None:
         """End `holder`'s turn, if it has one."""
