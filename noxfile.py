@@ -19,7 +19,16 @@ nox.options.sessions = ["lint", "test"]
 PYTHON = "3.11"
 APP_LOCK = "requirements/app.txt"
 DEV_LOCK = "requirements/dev.txt"
-LINT_PATHS = ["webapp", "tests", "kit", "bench", "drills", "noxfile.py", "gunicorn.conf.py"]
+LINT_PATHS = [
+    "webapp",
+    "tests",
+    "kit",
+    "harness",
+    "bench",
+    "drills",
+    "noxfile.py",
+    "gunicorn.conf.py",
+]
 
 
 def install_dev_tools(session: nox.Session) -> None:
@@ -34,7 +43,7 @@ def lint(session: nox.Session) -> None:
     install_dev_tools(session)
     session.run("ruff", "check", *LINT_PATHS, *session.posargs)
     session.run("ruff", "format", "--check", *LINT_PATHS)
-    session.run("mypy", "webapp", "kit", "drills")
+    session.run("mypy", "webapp", "kit", "harness", "bench", "drills", "tests", "noxfile.py")
     session.run("yamllint", "--strict", ".")
     # From ansible/, so that ansible.cfg (roles path, inventory) applies as in a real run.
     with session.chdir("ansible"):

@@ -8,17 +8,18 @@ hosts against the naive way, and a redeploy under load. Run from the repository 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from bench import build_times, deploy_times, http_load, report, targets
+from harness import machine
 from kit import console, image
 from kit.console import KitError
 from kit.docker_cli import engine_ready
-from tests.deploy import hosts
 
 REPORTS = Path("reports")
 SWEEP = [(w, t) for w in (1, 2, 4) for t in (1, 2, 4)]
@@ -34,26 +35,17 @@ QUICK_SWEEP = [(4, 2)]
 QUICK_BUDGET_S = {"builds": 30.0, "http": 40.0, "deploys": 100.0, "report": 10.0}
 
 
-def machine() -> str:
-    memory_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            memory_kb = int(line.split()[1])
-    load = os.getloadavg()[0]
-    return f"{os.cpu_count()} cores, {memory_kb / 1e6:.1f} GB RAM, load {load:.1f} at start"
-
-
 def run(quick: bool) -> int:
     engine_ready()
     began = time.monotonic()
-    where = machine()
+    where = machine.describe()
     record = image.load_record()
     seconds = 2 if quick else 15
     hosts_count = 1 if quick else 2
     # The default setting is measured with every scenario; the sweep adds the others.
     sweep = QUICK_SWEEP if quick else [pair for pair in SWEEP if pair != DEFAULT]
     flat: dict[str, float] = {}
-    details: dict = {"mode": "quick" if quick else "full", "hosts": hosts_count}
+    details: dict[str, Any] = {"mode": "quick" if quick else "full", "hosts": hosts_count}
     phases: dict[str, float] = {}
     details["phase_seconds"] = phases
     mark = time.monotonic()
@@ -67,7 +59,7 @@ def run(quick: bool) -> int:
     with tempfile.TemporaryDirectory(prefix="webapp-bench-") as scratch:
         workdir = Path(scratch)
         context = build_times.private_context(record, workdir / "context")
-        lab = None
+        hosts_up = ExitStack()
         teardown = None
         try:
             console.say("Phase 1/3: builds")
@@ -109,7 +101,7 @@ def run(quick: bool) -> int:
 
             console.say(f"Phase 3/3: deploys to {hosts_count} SSH + Docker test host(s)")
             with console.step("Starting the test hosts"):
-                lab = deploy_times.start_lab(workdir, hosts_count)
+                lab = hosts_up.enter_context(deploy_times.running_lab(workdir, hosts_count))
             deployed = deploy_times.measure(lab, releases, f"{build_times.NAME}:v4", quick=quick)
             details["redeploy_max_latency_ms"] = deployed.pop("redeploy_max_latency_ms")
             flat.update(deployed)
@@ -117,8 +109,7 @@ def run(quick: bool) -> int:
         finally:
             if teardown is not None:
                 teardown.join()
-            if lab is not None:
-                hosts.stop_all(lab.hosts)
+            hosts_up.close()
             build_times.remove(context)
     verdicts = targets.evaluate(flat)
     details["elapsed_s"] = round(time.monotonic() - began, 1)

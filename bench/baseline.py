@@ -11,6 +11,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable
+from typing import Any
 
 StartResponse = Callable[..., object]
 
@@ -36,7 +37,7 @@ def _connection() -> sqlite3.Connection:
     return conn
 
 
-def _insert(environ: dict) -> bytes:
+def _insert(environ: dict[str, Any]) -> bytes:
     length = int(environ.get("CONTENT_LENGTH") or 0)
     body = environ["wsgi.input"].read(length) if length else b""
     conn = _connection()
@@ -49,10 +50,11 @@ def _insert(environ: dict) -> bytes:
     except BaseException:
         conn.execute("ROLLBACK")
         raise
+    assert cur.lastrowid is not None  # an INSERT that committed has a row id
     return b'{"id": %d}' % cur.lastrowid
 
 
-def application(environ: dict, start_response: StartResponse) -> Iterable[bytes]:
+def application(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
     path = environ.get("PATH_INFO", "")
     method = environ.get("REQUEST_METHOD", "GET")
     if path == "/hello" and method == "GET":

@@ -19,6 +19,7 @@ import threading
 import urllib.request
 from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 from bench.wrk_result import WrkResult, parse
 from kit import console, stack
@@ -117,12 +118,12 @@ def run_wrk(base_url: str, scenario: str, seconds: int, id_range: tuple[int, int
 
 def measure(
     image: str, *, seconds: int, seed_count: int, sweep: list[tuple[int, int]]
-) -> tuple[dict, threading.Thread]:
+) -> tuple[dict[str, Any], threading.Thread]:
     """Every scenario on the default setting, then the workers x threads sweep; and the
     stack's removal, already started, for the caller to join before it finishes.
     """
     bench_stack = Stack(image)
-    scenarios: dict[str, dict] = {}
+    scenarios: dict[str, dict[str, Any]] = {}
     rows = []
     try:
         with console.step("Starting the prod stack with the bare baselines (2 x 4)"):
@@ -165,7 +166,7 @@ def measure(
     return {"scenarios": scenarios, "sweep": rows}, teardown
 
 
-def flat_keys(measured: dict) -> dict[str, float]:
+def flat_keys(measured: dict[str, Any]) -> dict[str, float]:
     s = measured["scenarios"]
     return {
         "http.baseline_hello_rps": s["baseline_hello"]["rps"],

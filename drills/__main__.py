@@ -7,7 +7,6 @@ reports/drills.md; exits 1 when any drill failed, 2 on bad arguments or a missin
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -15,6 +14,7 @@ from pathlib import Path
 
 from drills import catalog, report
 from drills.outcome import DrillContext, timed
+from harness import machine
 from kit import console, image
 from kit.console import KitError
 from kit.docker_cli import engine_ready
@@ -22,20 +22,11 @@ from kit.docker_cli import engine_ready
 REPORTS = Path("reports")
 
 
-def machine() -> str:
-    memory_kb = 0
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            memory_kb = int(line.split()[1])
-    load = os.getloadavg()[0]
-    return f"{os.cpu_count()} cores, {memory_kb / 1e6:.1f} GB RAM, load {load:.1f} at start"
-
-
 def run(quick: bool, only: list[str] | None) -> int:
     drills = catalog.load(only)
     engine_ready()
     record = image.load_record()
-    where = machine()
+    where = machine.describe()
     began = time.monotonic()
     outcomes = []
     with tempfile.TemporaryDirectory(prefix="webapp-drills-") as scratch:

@@ -15,7 +15,7 @@ name the variable counts in `config.unclear_failures`.
 """
 
 # Every command here is docker or ansible-playbook with arguments built by the drill.
-# ruff: noqa: S603, S607
+# ruff: noqa: S603
 # Bad values on purpose (keys, binds, paths inside the container), never used for real:
 # ruff: noqa: S104, S105, S106, S108
 
@@ -23,9 +23,7 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -37,10 +35,11 @@ from datetime import datetime
 from pathlib import Path
 
 from drills.outcome import DrillContext, DrillOutcome
+from harness import commands, secret_files
+from harness.ports import free_port
+from harness.repo import APP_UID, ROOT
 from kit import console
 
-REPO = Path(__file__).resolve().parents[1]
-APP_UID = 10001
 DEADLINE = 5.0  # seconds a container may take to refuse its configuration
 WAIT_LIMIT = 20  # seconds before a case that has not exited is stopped and counted
 HARDENING = [
@@ -174,9 +173,7 @@ def docker_time(stamp: str) -> datetime:
 
 
 def docker(*argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *argv], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return commands.docker(*argv, check=False, timeout=timeout)
 
 
 @dataclass
@@ -187,19 +184,15 @@ class Keys:
     good: Path = field(init=False)
 
     def __post_init__(self) -> None:
-        self.good = self.write("good", secrets.token_urlsafe(48) + "\n")
+        self.good = self.write("good", secret_files.new_key() + "\n")
 
     def write(self, name: str, text: str, *, owner: int = APP_UID) -> Path:
-        path = self.directory / f"key-{name}"
-        path.write_bytes(text.encode("utf-8", "surrogateescape"))
-        path.chmod(0o600)
-        if os.geteuid() == 0:
-            os.chown(path, owner, owner)
-        return path
+        data = text.encode("utf-8", "surrogateescape")
+        return secret_files.store(self.directory / f"key-{name}", data, owner=owner)
 
     def for_case(self, number: int, case: Case) -> Path:
         if case.unreadable_secret:
-            return self.write(str(number), secrets.token_urlsafe(48), owner=0)
+            return self.write(str(number), secret_files.new_key(), owner=0)
         if case.secret is not None:
             return self.write(str(number), case.secret)
         return self.good
@@ -375,22 +368,15 @@ def playbook_command() -> str:
     return found
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on: bound once by us, then released."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def deploy_checkout(root: Path, env_text: str) -> Path:
     """A repository view for one case: its own .env.prod, the real compose/, kit/, build."""
     root.mkdir(parents=True)
     (root / ".env.prod").write_text(env_text)
     for name in ("compose", "kit"):
-        (root / name).symlink_to(REPO / name)
+        (root / name).symlink_to(ROOT / name)
     (root / "build" / "deploy").mkdir(parents=True)
-    shutil.copy2(REPO / "build" / "image.json", root / "build" / "image.json")
-    heads = REPO / "build" / "deploy" / "schema-heads.json"
+    shutil.copy2(ROOT / "build" / "image.json", root / "build" / "image.json")
+    heads = ROOT / "build" / "deploy" / "schema-heads.json"
     if heads.is_file():  # saves a container start per case
         shutil.copy2(heads, root / "build" / "deploy" / "schema-heads.json")
     return root
@@ -398,7 +384,7 @@ def deploy_checkout(root: Path, env_text: str) -> Path:
 
 def try_deploy(case: DeployCase | None, checkout: Path, inventory: Path) -> str | None:
     environ = {**os.environ, "ANSIBLE_NOCOLOR": "1", "ANSIBLE_TIMEOUT": "5"}
-    environ["WEBAPP_SECRET_KEY"] = secrets.token_urlsafe(48)
+    environ["WEBAPP_SECRET_KEY"] = secret_files.new_key()
     if case is not None and case.secret is not None:
         environ["WEBAPP_SECRET_KEY"] = case.secret
     command = [
@@ -407,7 +393,7 @@ def try_deploy(case: DeployCase | None, checkout: Path, inventory: Path) -> str 
     ]  # fmt: skip
     try:
         result = subprocess.run(
-            command, cwd=REPO / "ansible", env=environ, capture_output=True, text=True,
+            command, cwd=ROOT / "ansible", env=environ, capture_output=True, text=True,
             timeout=180, check=False,
         )  # fmt: skip
     except subprocess.TimeoutExpired:
@@ -421,10 +407,10 @@ def deploy_drill(context: DrillContext, outcome: DrillOutcome) -> tuple[int, int
     cases = [case for case in deploy_cases() if case.quick or not context.quick]
     inventory = context.scratch / "inventory.ini"
     inventory.write_text(
-        f"[prod]\n{DRILL_HOST} ansible_host=127.0.0.1 ansible_port={closed_port()} "
+        f"[prod]\n{DRILL_HOST} ansible_host=127.0.0.1 ansible_port={free_port()} "
         "ansible_user=root\n"
     )
-    original = (REPO / ".env.prod").read_text()
+    original = (ROOT / ".env.prod").read_text()
     runs: list[tuple[DeployCase | None, Path]] = [
         (None, deploy_checkout(context.scratch / "deploy-control", original))
     ]

@@ -1,6 +1,6 @@
 """Drill 3: SIGKILL `app` and `sqlite` under write load, at random moments, many times.
 
-The kill cycle is the container crash test's (tests/container/test_crash.py): writers
+The kill cycle is the container crash test's (harness.crashes): writers
 that remember every acknowledged note, a SIGKILL from the host so the restart policy must
 bring the container back by itself, then more writes. The drill adds a random delay
 before each kill, more cycles, and SQLite's integrity check after every cycle; at the end
@@ -9,15 +9,13 @@ every acknowledged note must be there with its title.
 
 from __future__ import annotations
 
-import importlib
 import random
-import sys
 import time
-from pathlib import Path
-from typing import Any
 
 from drills import stack
 from drills.outcome import DrillContext, DrillOutcome
+from harness.crashes import Writers, all_note_titles, kill_and_recover
+from harness.stack import wait_for
 from kit import console
 
 CYCLES_FULL = 20
@@ -25,19 +23,6 @@ CYCLES_QUICK = 3
 # Up to this long after the writers are going, so kills land at varied points of a
 # request, a commit, a checkpoint or a backup.
 MAX_KILL_DELAY = 1.5
-
-
-def crash_test() -> Any:
-    """tests/container/test_crash.py, whose helpers this drill runs.
-
-    That module imports its sibling `compose_stack` by bare name (pytest puts its folder
-    on sys.path); the drill does the same. Imported by name so mypy --strict on drills/
-    does not check test code.
-    """
-    folder = str(Path(__file__).resolve().parents[1] / "tests" / "container")
-    if folder not in sys.path:
-        sys.path.append(folder)
-    return importlib.import_module("test_crash")
 
 
 def targets_for(cycle: int, chooser: random.Random) -> tuple[str, ...]:
@@ -49,39 +34,23 @@ def targets_for(cycle: int, chooser: random.Random) -> tuple[str, ...]:
 
 
 def kill_cycle(
-    prod: stack.DrillStack,
-    crashing: Any,
-    writers: Any,
-    targets: tuple[str, ...],
-    chooser: random.Random,
+    prod: stack.DrillStack, writers: Writers, targets: tuple[str, ...], chooser: random.Random
 ) -> None:
     """Writes, a kill at a random moment, recovery, more writes; AssertionError if stuck."""
     writers.start()
     try:
-        more_writes(crashing, writers, "writes before the kill")
+        more_writes(writers, "writes before the kill")
         time.sleep(chooser.uniform(0, MAX_KILL_DELAY))
-        restarts = {service: crashing.crash(prod.compose, service) for service in targets}
-        if crashing.CRASH_FROM_HOST:
-            for service, before in restarts.items():
-                crashing.wait_for(
-                    lambda s=service, b=before: crashing.recovered(prod.compose, s, b),
-                    attempts=300,
-                    pause=0.2,
-                    what=f"the engine to restart {service} and see it healthy",
-                )
-        else:
-            # Without root the kill is `docker kill`, which the engine treats as a
-            # deliberate stop: bring the stack back as the crash test does.
-            prod.up()
-        more_writes(crashing, writers, "writes after the restart")
+        kill_and_recover(prod.compose, targets)
+        more_writes(writers, "writes after the restart")
     finally:
         writers.join()
 
 
-def more_writes(crashing: Any, writers: Any, what: str) -> None:
+def more_writes(writers: Writers, what: str) -> None:
     """Wait (bounded) until the writers have had a few more writes acknowledged."""
     floor = writers.count()
-    crashing.wait_for(lambda: writers.count() >= floor + 5, attempts=300, pause=0.1, what=what)
+    wait_for(lambda: writers.count() >= floor + 5, attempts=300, pause=0.1, what=what)
 
 
 def run(context: DrillContext) -> DrillOutcome:
@@ -93,15 +62,14 @@ def run(context: DrillContext) -> DrillOutcome:
     done = 0
     integrity_failures = 0
     lost = -1
-    crashing = crash_test()
     # Frequent backups, so some kills land while the sqlite service is mid-backup.
     with stack.running(context, "crash", BACKUP_INTERVAL="3", BACKUP_KEEP="2") as prod:
-        writers = crashing.Writers(prod.compose)
+        writers = Writers(prod.compose)
         for cycle in range(cycles):
             targets = targets_for(cycle, chooser)
             try:
                 with console.step(f"Cycle {cycle + 1}/{cycles}: SIGKILL {' + '.join(targets)}"):
-                    kill_cycle(prod, crashing, writers, targets, chooser)
+                    kill_cycle(prod, writers, targets, chooser)
             except AssertionError as error:
                 # A service that never came back: the figures so far still count.
                 outcome.fail(f"cycle {cycle + 1}: {' '.join(str(error).split())[:300]}")
@@ -111,7 +79,7 @@ def run(context: DrillContext) -> DrillOutcome:
                 integrity_failures += 1
                 outcome.notes.append(f"cycle {cycle + 1}: integrity_check {integrity[:200]}")
             done += 1
-        stored = crashing.all_note_titles(prod.compose)
+        stored = all_note_titles(prod.compose)
         missing = {i: t for i, t in writers.acknowledged.items() if stored.get(i) != t}
         lost = len(missing)
         final_integrity = prod.integrity_check()

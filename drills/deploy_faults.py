@@ -11,16 +11,11 @@ the schema that image expects, /version agreeing) and every note written before 
 there unchanged. Quick mode: one host; full: two, so the rollout's stop is shown too.
 """
 
-# Every command here is docker or ansible-playbook with arguments the drill builds itself.
-# ruff: noqa: S603
-
 from __future__ import annotations
 
 import os
 import random
 import signal
-import subprocess
-import threading
 import time
 import urllib.parse
 from dataclasses import dataclass
@@ -28,8 +23,12 @@ from pathlib import Path
 from typing import Any
 
 from drills import host_lab
-from drills.host_lab import Host, HostLab, Release, hosts
 from drills.outcome import DrillContext, DrillOutcome
+from harness.commands import docker
+from harness.hosts import Host
+from harness.lab import Lab, Release
+from harness.playbook import Event, Play
+from harness.repo import HOST_APP_DIR, HOST_COMPOSE
 from kit import console
 
 # Seconds the deploy may wait for a release to turn healthy (the role's default is 180).
@@ -129,9 +128,15 @@ def lost_notes(written: dict[int, dict[str, Any]], found: list[dict[str, Any]]) 
     )
 
 
-def task_starts(lines: list[str], task: str) -> int:
-    """How many times the play has started `task` (once per host batch)."""
-    return sum(1 for line in lines if line.startswith("TASK [") and task in line)
+def task_starts(events: list[Event], task: str) -> int:
+    """How many times the play has started a task whose name holds `task` (once per host
+    batch), from Ansible's task-start events."""
+    return sum(
+        1
+        for event in list(events)
+        if event.get("event") == "playbook_on_task_start"
+        and task in str(event.get("event_data", {}).get("task", ""))
+    )
 
 
 def ssh_sessions(children: list[tuple[int, str]]) -> list[int]:
@@ -162,7 +167,7 @@ class SshCut:
     """Stop a test host's sshd (its PID 1) and drop its open connections; undo after."""
 
     def __init__(self, host: Host) -> None:
-        inspected = hosts.docker("inspect", "-f", "{{.State.Pid}}", host.container)
+        inspected = docker("inspect", "-f", "{{.State.Pid}}", host.container)
         self.pid = int(inspected.stdout.strip())
 
     def cut(self) -> int:
@@ -180,7 +185,7 @@ class SshCut:
 
 
 class FaultDrill:
-    def __init__(self, lab: HostLab, outcome: DrillOutcome) -> None:
+    def __init__(self, lab: Lab, outcome: DrillOutcome) -> None:
         self.lab = lab
         self.outcome = outcome
         self.written: dict[str, dict[int, dict[str, Any]]] = {h.name: {} for h in lab.hosts}
@@ -257,7 +262,7 @@ class FaultDrill:
                 f"{len(self.written[host.name])} notes written before (ids {lost[:10]})",
             )
 
-    def rolled_back(self, case: str, bad: Release, play: host_lab.Play) -> None:
+    def rolled_back(self, case: str, bad: Release, play: Play) -> None:
         """The play failed, named the host and the rollback; no later host was touched."""
         self.cases += 1
         first = self.lab.hosts[0]
@@ -271,7 +276,7 @@ class FaultDrill:
         )
         self.judge(case, {host.name: [v1] for host in self.lab.hosts})
         for host in self.lab.hosts[1:]:
-            audit = self.lab.sh(host, f"cat {host_lab.APP_DIR}/audit.log")
+            audit = self.lab.sh(host, f"cat {HOST_APP_DIR}/audit.log")
             self.outcome.check(
                 bad.image not in audit,
                 f"{case}: the rollout went on to {host.name} after a failure",
@@ -288,7 +293,7 @@ class FaultDrill:
             play = self.lab.deploy(bad, "-e", f"webapp_wait_timeout={WAIT_TIMEOUT_S}")
             self.rolled_back("failing migration", bad, play)
             for host in self.lab.hosts[:1]:
-                leftover = self.lab.sh(host, f"{host_lab.COMPOSE} exec -T sqlite {LEFTOVER_PROBE}")
+                leftover = self.lab.sh(host, f"{HOST_COMPOSE} exec -T sqlite {LEFTOVER_PROBE}")
                 self.outcome.check(
                     leftover == "0",
                     f"failing migration: {host.name} keeps the half-made table drill_half_done "
@@ -344,9 +349,9 @@ class FaultDrill:
                 if landed == v1.image_id
                 else "no"
             )
-            record = self.lab.sh(target, f"cat {host_lab.APP_DIR}/releases.json")
+            record = self.lab.sh(target, f"cat {HOST_APP_DIR}/releases.json")
             recorded = "new" if v2.image_id in record.split('"previous"')[0] else "old"
-            locked = self.lab.sh(target, f"test -d {host_lab.APP_DIR}/deploy.lock && echo yes")
+            locked = self.lab.sh(target, f"test -d {HOST_APP_DIR}/deploy.lock && echo yes")
             self.outcome.notes.append(
                 f"After the cut {target.name} runs {on} release; its releases.json names the "
                 f"{recorded} one; the deploy lock is {'left' if locked else 'gone'} "
@@ -356,7 +361,7 @@ class FaultDrill:
 
     def roll_back_after_cut(self, target: Host, v1: Release, v2: Release) -> None:
         """The operator's way back: remove the left lock, `rollback.yml`; all on v1 again."""
-        self.lab.sh(target, f"rm -rf {host_lab.APP_DIR}/deploy.lock")
+        self.lab.sh(target, f"rm -rf {HOST_APP_DIR}/deploy.lock")
         play = self.lab.rollback(v2)
         self.outcome.check(
             play.returncode == 0,
@@ -367,45 +372,31 @@ class FaultDrill:
 
     def _deploy_and_cut(
         self, release: Release, target: Host, delay: float
-    ) -> tuple[host_lab.Play, int, float | None]:
+    ) -> tuple[Play, int, float | None]:
         lab = self.lab
-        process = subprocess.Popen(
-            lab.command(release.path, "-e", f"webapp_wait_timeout={WAIT_TIMEOUT_S}"),
-            cwd=host_lab.ANSIBLE_DIR, env=lab.environ(),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        )  # fmt: skip
-        lines: list[str] = []
-
-        def read() -> None:
-            assert process.stdout is not None
-            for line in process.stdout:
-                lines.append(line)
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
+        started: list[Event] = []
+        running = lab.start(
+            "deploy.yml",
+            *lab.deploy_args(release, "-e", f"webapp_wait_timeout={WAIT_TIMEOUT_S}"),
+            label="deploy-ssh-cut",
+            on_event=started.append,
+        )
         cut = SshCut(target)
         dropped, waited = 0, None
         began = time.monotonic()
         try:
             # The compose task starts once per host; the last host's start is the cue.
-            while time.monotonic() - began < CUT_TASK_WAIT_S and process.poll() is None:
-                if task_starts(lines, UP_TASK) >= len(lab.hosts):
+            while time.monotonic() - began < CUT_TASK_WAIT_S and not running.done():
+                if task_starts(started, UP_TASK) >= len(lab.hosts):
                     waited = time.monotonic() - began
                     time.sleep(delay)
                     dropped = cut.cut()
                     break
                 time.sleep(0.2)
-            try:
-                process.wait(timeout=host_lab.DEPLOY_TIMEOUT_S)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            play = running.wait()
         finally:
             cut.restore()
-            reader.join(timeout=10)
-        output = "".join(lines)
-        lab.log("deploy-ssh-cut", output)
-        return host_lab.Play(process.returncode, output), dropped, waited
+        return play, dropped, waited
 
     def _settle(self, host: Host) -> None:
         """Wait (bounded) for the host's own `compose up`, which the cut did not stop."""

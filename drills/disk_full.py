@@ -13,6 +13,7 @@ from collections import Counter
 
 from drills import stack
 from drills.outcome import DrillContext, DrillOutcome
+from harness.repo import APP_UID
 from kit import console
 
 VOLUME_SIZE = "32m"
@@ -29,7 +30,7 @@ volumes:
     driver_opts:
       type: tmpfs
       device: tmpfs
-      o: size={VOLUME_SIZE},uid={stack.APP_UID},gid={stack.APP_UID},mode=0700
+      o: size={VOLUME_SIZE},uid={APP_UID},gid={APP_UID},mode=0700
 """
 
 # dd stops at ENOSPC by itself; `|| true` because that stop is the point.

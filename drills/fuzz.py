@@ -1,8 +1,8 @@
 """Drill 1: fuzz the running container's API, generated and hand-made.
 
 Schemathesis reads /openapi.json from the container and sends generated requests for
-every operation, with the checks the functional fuzz test uses (tests/functional/
-test_openapi_fuzz.py, imported so both agree on the two answers no schema can express).
+every operation, with the checks the functional fuzz test uses (harness.fuzzing, so both
+agree on the two answers no schema can express).
 Then hostile requests no generator makes: deep nesting, huge numbers, invalid UTF-8, NUL
 bytes, 10 MB bodies, a thousand tags, SQL and FTS5 syntax in `q`. A 5xx anywhere, a
 response that breaks the spec, or an error that is not problem+json fails the drill.
@@ -11,7 +11,6 @@ response that breaks the spec, or an error that is not problem+json fails the dr
 from __future__ import annotations
 
 import http.client
-import importlib
 import selectors
 import socket
 import threading
@@ -25,6 +24,7 @@ from schemathesis.core.result import Err
 
 from drills import stack
 from drills.outcome import DrillContext, DrillOutcome
+from harness.fuzzing import CONFIG
 from kit import console
 
 # Examples per operation. Four operations take no input (one example each), so the full
@@ -37,12 +37,6 @@ FORM = "application/x-www-form-urlencoded"
 # What schemathesis raises for a response that breaks the spec: one Failure (an
 # AssertionError) or a FailureGroup, which is a BaseExceptionGroup, not an Exception.
 VALIDATION_FAILURES = (AssertionError, BaseExceptionGroup)
-
-
-def fuzz_config() -> Any:
-    # The functional test module is untyped; importing it by name keeps mypy --strict on
-    # drills/ from checking test code, while both fuzzers share one set of settings.
-    return importlib.import_module("tests.functional.test_openapi_fuzz").CONFIG
 
 
 @dataclass
@@ -73,7 +67,7 @@ def first_line(error: BaseException) -> str:
 def generated(port: int, examples: int, tally: Tally) -> None:
     """Every operation in the container's own openapi.json, `examples` cases each."""
     base = f"http://127.0.0.1:{port}"
-    schema = schemathesis.openapi.from_url(f"{base}/openapi.json", config=fuzz_config())
+    schema = schemathesis.openapi.from_url(f"{base}/openapi.json", config=CONFIG)
     for result in schema.get_all_operations():
         if isinstance(result, Err):
             raise ValueError(

@@ -16,8 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drills import host_lab
-from drills.host_lab import APP_DIR, COMPOSE, ROOT, Host, HostLab
 from drills.outcome import DrillContext, DrillOutcome
+from harness.hosts import Host
+from harness.lab import Lab
+from harness.repo import HOST_APP_DIR as APP_DIR
+from harness.repo import HOST_COMPOSE as COMPOSE
+from harness.repo import ROOT
 from kit import console
 
 
@@ -84,7 +88,7 @@ def mode_problems(modes: list[FileMode], expected: dict[str, tuple[str, str, str
     return problems
 
 
-def places(lab: HostLab, host: Host) -> dict[str, str]:
+def places(lab: Lab, host: Host) -> dict[str, str]:
     """Everything on the host and the controller that must not hold the secret."""
     app_files = f"find {APP_DIR} -path {APP_DIR}/secrets -prune -o -type f -print0"
     return {

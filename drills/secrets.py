@@ -14,7 +14,6 @@ After the app has been exercised, errors included, the key's value is searched f
 """
 
 # Every command here is docker with arguments built by the drill.
-# ruff: noqa: S603, S607
 
 from __future__ import annotations
 
@@ -28,8 +27,9 @@ from typing import IO
 
 from drills import stack
 from drills.outcome import DrillContext, DrillOutcome
+from harness import commands
+from harness.http import Response
 from kit import console
-from tests.container.compose_stack import Response
 from webapp.settings import DEV_SECRET
 
 CHUNK = 1 << 20
@@ -83,9 +83,7 @@ def scan_image(image_tar: Path, needles: list[bytes]) -> dict[bytes, list[str]]:
 
 
 def docker(*argv: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        ["docker", *argv], capture_output=True, text=True, timeout=timeout, check=False
-    )
+    return commands.docker(*argv, check=False, timeout=timeout)
 
 
 def exercise(prod: stack.DrillStack) -> list[Response]:

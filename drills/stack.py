@@ -1,9 +1,9 @@
 """One drill's own prod stack: started, attacked over loopback, always removed.
 
-Wraps tests/container/compose_stack.py (the way the container tests drive the kit's
-compose files) with what every drill needs: a project named `drills-<name>-<pid>`, a free
-127.0.0.1 port, a prod secret file owned by UID 10001 with mode 0600, the image from
-build/image.json, and teardown with volumes even when the drill crashes.
+Wraps harness.stack (the way the container tests drive the kit's compose files) with
+what every drill needs: a project named `drills-<name>-<pid>`, a free 127.0.0.1 port, a
+prod secret file owned by UID 10001 with mode 0600, the image from build/image.json, and
+teardown with volumes even when the drill crashes.
 
     from drills import stack
 
@@ -25,92 +25,23 @@ Each thread should make its own `Client` (`prod.client()`): it keeps one connect
 
 from __future__ import annotations
 
-import http.client
-import json
 import os
-import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from drills.outcome import DrillContext
+from harness import secret_files
+from harness.http import Client as Client
+from harness.http import Response as Response
+from harness.ports import free_port
+from harness.stack import Stack
 from kit import console
-from tests.container import compose_stack
-from tests.container.compose_stack import Response as Response
 
-APP_UID = compose_stack.APP_UID
 # The Problem schema's required fields in webapp/openapi.json.
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "request_id"}
 BASE_FILES = ["compose/compose.yaml", "compose/compose.prod.yaml"]
-
-
-@dataclass
-class Client:
-    """HTTP/1.1 to one 127.0.0.1 port over a kept-alive connection; reconnects on failure.
-
-    Not thread-safe: one per thread. Raises OSError or http.client.HTTPException when the
-    server is unreachable or drops the connection (a crash drill counts those).
-    """
-
-    port: int
-    timeout: float = 15.0
-    connection: http.client.HTTPConnection | None = None
-
-    def send(
-        self,
-        method: str,
-        path: str,
-        body: bytes | None = None,
-        headers: dict[str, str] | None = None,
-        content_type: str | None = "application/json",
-    ) -> Response:
-        """Send `body` as given (any bytes at all) and return the full answer."""
-        sent = dict(headers or {})
-        if body is not None and content_type is not None:
-            sent.setdefault("Content-Type", content_type)
-        reused = self.connection is not None
-        try:
-            return self._exchange(method, path, body, sent)
-        except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
-            if not reused:
-                raise
-        # Gunicorn closes idle kept-alive connections (keepalive 2 s): a connection that
-        # sat idle may be gone before the request reached the app, so retry once afresh.
-        return self._exchange(method, path, body, sent)
-
-    def _exchange(
-        self, method: str, path: str, body: bytes | None, headers: dict[str, str]
-    ) -> Response:
-        if self.connection is None:
-            self.connection = http.client.HTTPConnection("127.0.0.1", self.port, self.timeout)
-        try:
-            self.connection.request(method, path, body=body, headers=headers)
-            answer = self.connection.getresponse()
-            data = answer.read()
-        except (OSError, http.client.HTTPException):
-            self.close()
-            raise
-        if answer.will_close:
-            self.close()
-        return Response(answer.status, dict(answer.headers.items()), data)
-
-    def request(
-        self,
-        method: str,
-        path: str,
-        payload: Any = None,
-        headers: dict[str, str] | None = None,
-    ) -> Response:
-        """Send `payload` as JSON (None: no body)."""
-        body = None if payload is None else json.dumps(payload).encode()
-        return self.send(method, path, body, headers)
-
-    def close(self) -> None:
-        if self.connection is not None:
-            self.connection.close()
-            self.connection = None
 
 
 def is_problem(answer: Response) -> bool:
@@ -134,7 +65,7 @@ def is_problem(answer: Response) -> bool:
 class DrillStack:
     """A started prod stack: compose, exec, HTTP and the database's integrity check."""
 
-    compose: compose_stack.Stack
+    compose: Stack
     http: Client
 
     @property
@@ -168,7 +99,7 @@ class DrillStack:
 class StackError(Exception):
     """The stack did not come up: compose's last line and each service's last log lines."""
 
-    def __init__(self, prod: compose_stack.Stack, error: AssertionError) -> None:
+    def __init__(self, prod: Stack, error: AssertionError) -> None:
         said = [line for line in str(error).splitlines() if line.strip()]
         logs = prod.compose("logs", "--no-color", "--tail", "3", check=False).stdout
         tail = " | ".join(line.strip() for line in logs.splitlines()[-6:])
@@ -176,18 +107,6 @@ class StackError(Exception):
             f"prod stack {prod.project} did not come up: {said[-1] if said else error}; "
             f"last log lines: {tail or '(none)'}"
         )
-
-
-def secret_file(directory: Path) -> Path:
-    """A prod key file as operators make it: 48 random bytes, owned by 10001, 0600."""
-    path = directory / "secret_key"
-    path.write_text(secrets.token_urlsafe(48) + "\n")
-    path.chmod(0o600)
-    if os.geteuid() == 0:
-        os.chown(path, APP_UID, APP_UID)
-    else:  # without root the container user can only read it if everyone can
-        path.chmod(0o644)
-    return path
 
 
 def compose_files(*extra: Path) -> str:
@@ -206,11 +125,9 @@ def running(
     **variables: str,
 ) -> Iterator[DrillStack]:
     """Start the prod stack for drill `name`, yield it, and remove it with its volumes."""
-    key = secret_file(context.scratch)
+    key = secret_files.write(context.scratch / "secret_key")
     settings = {"WEBAPP_SECRET_KEY_FILE": str(key), **variables}
-    prod = compose_stack.Stack(
-        "prod", project_name(name), compose_stack.free_port(), context.image, settings
-    )
+    prod = Stack("prod", project_name(name), free_port(), context.image, settings)
     started = DrillStack(prod, Client(prod.port))
     try:
         with console.step(f"Starting prod stack {prod.project} on 127.0.0.1:{prod.port}"):

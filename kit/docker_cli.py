@@ -29,8 +29,9 @@ def docker(
     env: Mapping[str, str] | None = None,
     input_bytes: bytes | None = None,
     timeout: float | None = None,
+    cwd: str | os.PathLike[str] | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run `docker ARGS`; with check, a non-zero exit raises a one-line KitError."""
+    """Run `docker ARGS` (in `cwd`); with check, a non-zero exit raises a one-line KitError."""
     if shutil.which("docker") is None:
         raise KitError("docker: command not found; run `sudo bash .ci/prepare-host` first")
     try:
@@ -42,6 +43,7 @@ def docker(
             input=input_bytes,
             env=dict(env) if env is not None else None,
             timeout=timeout,
+            cwd=cwd,
         )
     except subprocess.TimeoutExpired:
         # A registry that never answers must not hang a build: report it like a failure.

@@ -9,9 +9,6 @@ by `nox -s build` in build/image.json, pinned by tag and checked by ID.
 from __future__ import annotations
 
 import json
-import os
-import secrets
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,11 +16,11 @@ from typing import Any
 
 import pytest
 
-# kit/ is the repository's own tooling, run from the checkout and not installed into the
-# test venv; the tests that check its decisions import it from there.
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from compose_stack import APP_UID, RECORD, REPO, Stack, free_port, run
+from harness import secret_files
+from harness.commands import run
+from harness.ports import free_port
+from harness.repo import BUILD_RECORD, ROOT
+from harness.stack import Stack
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -51,9 +48,9 @@ class StackFactory:
 
 @pytest.fixture(scope="session")
 def build_record() -> dict[str, Any]:
-    if not RECORD.is_file():
-        pytest.fail(f"{RECORD.relative_to(REPO)} is missing: run `nox -s build` first")
-    record: dict[str, Any] = json.loads(RECORD.read_text())
+    if not BUILD_RECORD.is_file():
+        pytest.fail(f"{BUILD_RECORD.relative_to(ROOT)} is missing: run `nox -s build` first")
+    record: dict[str, Any] = json.loads(BUILD_RECORD.read_text())
     found = run(
         ["docker", "image", "inspect", "--format", "{{.Id}}", record["image"]], check=False
     )
@@ -74,17 +71,10 @@ def stacks(build_record: dict[str, Any]) -> Iterator[StackFactory]:
 
 @pytest.fixture(scope="session")
 def secret_value() -> str:
-    return secrets.token_urlsafe(48)
+    return secret_files.new_key()
 
 
 @pytest.fixture(scope="session")
 def secret_file(tmp_path_factory: pytest.TempPathFactory, secret_value: str) -> Path:
     """A prod key file as the README tells operators to make it: owned by 10001, 0600."""
-    path = tmp_path_factory.mktemp("secret") / "secret_key"
-    path.write_text(secret_value + "\n")
-    if os.geteuid() == 0:
-        os.chown(path, APP_UID, APP_UID)
-        path.chmod(0o600)
-    else:
-        path.chmod(0o644)
-    return path
+    return secret_files.write(tmp_path_factory.mktemp("secret") / "secret_key", secret_value)

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compose_stack import REPO, run
+
+from harness.commands import run
+from harness.repo import ROOT
 
 PLAIN_LINE = re.compile(r"^[A-Z][A-Z0-9_]*=[^\"'`$\\]*$")
 
@@ -35,7 +37,7 @@ def rendered(environment: str, **variables: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("environment", ["dev", "prod"])
 def test_env_file_is_plain_key_value(environment: str) -> None:
-    lines = (REPO / f".env.{environment}").read_text().splitlines()
+    lines = (ROOT / f".env.{environment}").read_text().splitlines()
     entries = [line for line in lines if line.strip() and not line.startswith("#")]
     assert entries
     assert [line for line in entries if not PLAIN_LINE.match(line)] == []
@@ -51,7 +53,7 @@ def test_dev_config_validates_with_bind_mounted_source_and_reload() -> None:
     assert app["environment"]["APP_ENV"] == "dev"
     assert app["environment"]["GUNICORN_RELOAD"] == "1"
     binds = {v["target"]: v for v in app["volumes"] if v["type"] == "bind"}
-    assert Path(binds["/app/webapp"]["source"]) == REPO / "webapp"
+    assert Path(binds["/app/webapp"]["source"]) == ROOT / "webapp"
     assert app["ports"][0]["host_ip"] == "127.0.0.1"
     assert app["ports"][0]["published"] == "8080"
 

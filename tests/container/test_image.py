@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compose_stack import APP_UID, REPO, run
 
+from harness.commands import run
+from harness.repo import APP_UID, ROOT
 from kit import revision
 
 # What goes into the build context (see .dockerignore); the rebuild tests copy exactly this.
@@ -91,7 +92,7 @@ def test_rebuild_with_nothing_changed_gives_the_same_image_id(
     # second build runs no step and yields the same ID.
     def kit_build() -> tuple[str, dict[str, Any], str]:
         result = run([sys.executable, "-m", "kit", "build"], timeout=600)
-        record = json.loads((REPO / "build" / "image.json").read_text())
+        record = json.loads((ROOT / "build" / "image.json").read_text())
         return result.stdout.strip().splitlines()[-1], record, result.stderr
 
     first_id, first, _ = kit_build()
@@ -108,11 +109,11 @@ def _copy_context(destination: Path) -> None:
     listed = run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard", "--",
                   *CONTEXT_INPUTS]).stdout  # fmt: skip
     names = {name for name in listed.split("\0") if name}
-    names |= {str(p.relative_to(REPO)) for p in (REPO / "wheelhouse").glob("*.whl")}
-    names |= {str(p.relative_to(REPO)) for p in (REPO / "debs").glob("*.deb")}
+    names |= {str(p.relative_to(ROOT)) for p in (ROOT / "wheelhouse").glob("*.whl")}
+    names |= {str(p.relative_to(ROOT)) for p in (ROOT / "debs").glob("*.deb")}
     names.add("debs/SHA256SUMS")
     for name in sorted(names):
-        source = REPO / name
+        source = ROOT / name
         if source.is_file():
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -137,7 +138,7 @@ def _build(context: Path, record: dict[str, Any], tag: str) -> tuple[str, str]:
 def test_code_only_change_rebuilds_only_the_code_layers(
     build_record: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(REPO)  # the kit reads the tree relative to the repository root
+    monkeypatch.chdir(ROOT)  # the kit reads the tree relative to the repository root
     _copy_context(tmp_path)
     tag = "webapp:test-code-change"
     try:

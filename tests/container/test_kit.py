@@ -9,14 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
-from compose_stack import REPO, run
 
+from harness.commands import run
+from harness.repo import ROOT
 from kit import base_image, env_file, image, revision, wheelhouse
 from kit.console import KitError
 
 
-def kit(*argv: str, cwd: Path = REPO) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": str(REPO)}
+def kit(*argv: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     return run([sys.executable, "-m", "kit", *argv], env=env, check=False, cwd=cwd)
 
 

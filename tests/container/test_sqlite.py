@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from compose_stack import REPO, run
-
+from harness.commands import run
+from harness.repo import ROOT
 from webapp.sqlite_floor import FLOOR, parse
 
 STRESS_SCRIPT = Path(__file__).with_name("wal_stress.py")
@@ -42,8 +42,8 @@ def test_concurrent_writers_checkpoints_and_backups_leave_every_commit_intact(
     assert result.stdout.strip(), result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     # For the record (README): how much concurrency this run actually produced.
-    (REPO / "build").mkdir(exist_ok=True)
-    (REPO / "build" / "wal-stress.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (ROOT / "build").mkdir(exist_ok=True)
+    (ROOT / "build" / "wal-stress.json").write_text(json.dumps(summary, indent=2) + "\n")
     assert summary["integrity_check"] == "ok"
     assert summary["missing"] == 0
     assert summary["writers"] == PROCESSES * THREADS

@@ -11,9 +11,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from compose_stack import APP_UID, REPO, Stack, run, wait_for
+
+from harness.commands import run
+from harness.repo import APP_UID, ROOT
+from harness.stack import Stack, wait_for
 
 BACKUP_KEEP = 2
+
+# What `nox -s build` recorded in build/image.json.
+Record = dict[str, Any]
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +85,7 @@ def api_round_trip(stack: Stack) -> None:
     assert stack.request("GET", f"/api/notes/{note['id']}").status == 404
 
 
-def test_dev_stack_is_healthy_and_serves_the_api(dev: Stack, build_record: dict) -> None:
+def test_dev_stack_is_healthy_and_serves_the_api(dev: Stack, build_record: Record) -> None:
     assert dev.inspect("sqlite")["State"]["Health"]["Status"] == "healthy"
     assert dev.inspect("app")["State"]["Health"]["Status"] == "healthy"
     assert dev.request("GET", "/readyz").status == 200
@@ -93,7 +99,7 @@ def test_dev_stack_is_healthy_and_serves_the_api(dev: Stack, build_record: dict)
 def test_dev_stack_runs_the_bind_mounted_source_with_reload(dev: Stack) -> None:
     app = dev.inspect("app")
     mounts = {m["Destination"]: m for m in app["Mounts"]}
-    assert Path(mounts["/app/webapp"]["Source"]) == REPO / "webapp"
+    assert Path(mounts["/app/webapp"]["Source"]) == ROOT / "webapp"
     assert mounts["/app/webapp"]["RW"] is False
     assert "GUNICORN_RELOAD=1" in app["Config"]["Env"]
 
@@ -101,9 +107,9 @@ def test_dev_stack_runs_the_bind_mounted_source_with_reload(dev: Stack) -> None:
 def test_dev_stack_reloads_when_the_source_changes(stacks: Any, tmp_path: Path) -> None:
     # A copy of the checkout, so the test can edit source without touching the real one.
     for name in ("compose", "webapp"):
-        shutil.copytree(REPO / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in (".env.dev", "gunicorn.conf.py"):
-        shutil.copy2(REPO / name, tmp_path / name)
+        shutil.copy2(ROOT / name, tmp_path / name)
     copy: Stack = stacks("dev", "reload")
     copy.checkout = tmp_path
     copy.up()
@@ -119,7 +125,7 @@ def test_dev_stack_reloads_when_the_source_changes(stacks: Any, tmp_path: Path) 
              what="the reloaded worker to serve")  # fmt: skip
 
 
-def test_prod_stack_is_healthy_and_serves_the_api(prod: Stack, build_record: dict) -> None:
+def test_prod_stack_is_healthy_and_serves_the_api(prod: Stack, build_record: Record) -> None:
     assert prod.inspect("app")["State"]["Health"]["Status"] == "healthy"
     assert prod.inspect("app")["Image"] == build_record["id"]
     assert prod.request("GET", "/version").json()["app_env"] == "prod"
@@ -190,7 +196,7 @@ def test_prod_app_runs_non_root_read_only_without_capabilities(prod: Stack) -> N
 
 
 def test_no_secret_in_image_layers_history_inspect_or_logs(
-    prod: Stack, build_record: dict, secret_value: str
+    prod: Stack, build_record: Record, secret_value: str
 ) -> None:
     # The test can see the secret where it belongs, so its absence elsewhere means something.
     assert prod.exec("app", "cat", "/run/secrets/secret_key").strip() == secret_value
@@ -215,7 +221,7 @@ def subprocess_bytes(argv: list[str]) -> bytes:
 
 
 def test_scheduled_backups_appear_are_pruned_and_restore_into_a_fresh_volume(
-    prod: Stack, stacks: Any, secret_file: Path, build_record: dict, tmp_path: Path
+    prod: Stack, stacks: Any, secret_file: Path, build_record: Record, tmp_path: Path
 ) -> None:
     def backups() -> list[str]:
         listing = prod.exec("sqlite", "ls", "-1", "/backups").split()
@@ -261,7 +267,7 @@ def test_scheduled_backups_appear_are_pruned_and_restore_into_a_fresh_volume(
 
 
 def test_the_seed_command_builds_and_starts_a_healthy_prod_stack(
-    stacks: Any, secret_file: Path, build_record: dict
+    stacks: Any, secret_file: Path, build_record: Record
 ) -> None:
     # `docker compose --env-file .env.prod up --build`, as the README gives it, on a machine
     # without a registry: the local base is exported, as the README says to.

@@ -14,16 +14,17 @@ import time
 
 import pytest
 
-from tests.deploy import hosts
-from tests.deploy.conftest import ANSIBLE_DIR, PLAYBOOK, Lab, http, running_image
+from harness import hosts
+from harness.commands import docker
+from harness.lab import Lab
+from harness.playbook import bin_dir
+from harness.repo import ANSIBLE_DIR
 
 pytestmark = pytest.mark.deploy
 
 
 def deploy(lab: Lab, release, *args: str):
-    return lab.play(
-        "deploy.yml", "-e", "env=prod", "-e", f"webapp_build_record={release.path}", *args
-    )
+    return lab.deploy(release, *args)
 
 
 def test_provision_refuses_an_unsupported_os_before_changing_anything(lab: Lab) -> None:
@@ -50,7 +51,7 @@ def test_provision_prepares_debian_13_and_12_idempotently(lab: Lab) -> None:
     first = lab.play("provision.yml", "-e", "env=bare")
     assert first.returncode == 0, first.output[-3000:]
     assert first.changed()["bare1"] > 0 and first.changed()["bare12"] > 0
-    controller_compose = hosts.docker("compose", "version", "--short").stdout.strip()
+    controller_compose = docker("compose", "version", "--short").stdout.strip()
     for name, compose_owner in (("bare1", "docker-compose"), ("bare12", None)):
         host = lab.bare_host(name)
         assert host.sh("systemctl is-active docker").stdout.strip() == "active"
@@ -76,8 +77,8 @@ def test_a_debian_12_server_serves_the_release_and_matches_the_build(lab: Lab, r
         inventory=debian_12,
     )  # fmt: skip
     assert run.returncode == 0, run.output[-3000:]
-    assert http(bare12.app_port, "GET", "/readyz")[0] == 200
-    assert running_image(bare12) == releases["v1"].image_id
+    assert lab.http(bare12, "GET", "/readyz")[0] == 200
+    assert lab.service_image(bare12) == releases["v1"].image_id
     rows = [line for line in run.output.splitlines() if line.strip().startswith("- bare12")]
     assert len(rows) == 1 and rows[0].rstrip().endswith("yes"), rows
 
@@ -95,9 +96,9 @@ def test_first_deploy_serves_on_every_host_and_matches_the_build(lab: Lab, relea
     assert run.returncode == 0, run.output[-3000:]
     (lab.workdir / "first-deploy.log").write_text(run.output)
     for host in lab.prod:
-        status, page = http(host.app_port, "GET", "/api/notes")
+        status, page = lab.http(host, "GET", "/api/notes")
         assert status == 200 and page["items"] == []
-        assert running_image(host) == releases["v1"].image_id
+        assert lab.service_image(host) == releases["v1"].image_id
         modes = host.sh(
             "stat -c '%U %a %n' /opt/webapp/.env.prod /opt/webapp/compose/compose.yaml; "
             "stat -c '%u %a %n' /opt/webapp/secrets/secret_key"
@@ -151,7 +152,7 @@ def test_a_rerun_repairs_a_stopped_service_and_edited_files(lab: Lab, releases) 
         "web2",
     }
     assert run.ran("Install the compose files.") == {"web2"}
-    assert http(web1.app_port, "GET", "/readyz")[0] == 200
+    assert lab.http(web1, "GET", "/readyz")[0] == 200
     assert "edited by hand" not in web2.sh("cat /opt/webapp/.env.prod").stdout
     assert web2.sh("stat -c %a /opt/webapp/compose/compose.yaml").stdout.strip() == "600"
     again = deploy(lab, releases["v1"])
@@ -169,7 +170,7 @@ def test_check_mode_shows_the_redeploy_and_changes_nothing(lab: Lab, releases) -
     assert f"WEBAPP_IMAGE={releases['v2'].image}" in run.output  # the --diff of the env file
     for host, earlier in zip(lab.prod, before, strict=True):
         assert host.sh("cat /opt/webapp/releases.json /opt/webapp/.env.prod").stdout == earlier
-        assert running_image(host) == releases["v1"].image_id
+        assert lab.service_image(host) == releases["v1"].image_id
         missing = host.sh(f"docker image inspect {releases['v2'].image}", check=False)
         assert missing.returncode != 0
 
@@ -182,7 +183,7 @@ def _verify(lab: Lab, release) -> str:
 
 def test_the_parity_proof_fails_on_every_real_difference(lab: Lab, releases) -> None:
     web1, web2 = lab.prod
-    controller = hosts.docker("compose", "version", "--short").stdout.strip()
+    controller = docker("compose", "version", "--short").stdout.strip()
     assert web1.sh("docker compose version --short").stdout.strip() != controller
     built = f"Hosts differ from the local build {releases['v1'].image}:"
     # An edited compose file.
@@ -223,23 +224,18 @@ def test_notes_survive_a_redeploy_of_a_new_build(lab: Lab, releases) -> None:
     for host in lab.prod:
         titles = [f"{host.name} note {n}" for n in range(5)]
         for title in titles:
-            assert (
-                http(host.app_port, "POST", "/api/notes", {"title": title, "body": "kept"})[0]
-                == 201
-            )
+            assert lab.http(host, "POST", "/api/notes", {"title": title, "body": "kept"})[0] == 201
         written[host.name] = sorted(titles)
     run = deploy(lab, releases["v2"])
     assert run.returncode == 0, run.output[-3000:]
     (lab.workdir / "code-change.log").write_text(run.output)
-    full_size = int(
-        hosts.docker("image", "inspect", "-f", "{{.Size}}", releases["v2"].image).stdout
-    )
+    full_size = int(docker("image", "inspect", "-f", "{{.Size}}", releases["v2"].image).stdout)
     assert len(run.shipped()) == 2 and all(n <= 0.1 * full_size for n in run.shipped()), (
         run.shipped()
     )
     for host in lab.prod:
-        assert running_image(host) == releases["v2"].image_id
-        page = http(host.app_port, "GET", "/api/notes?limit=100")[1]
+        assert lab.service_image(host) == releases["v2"].image_id
+        page = lab.http(host, "GET", "/api/notes?limit=100")[1]
         assert sorted(note["title"] for note in page["items"]) == written[host.name]
         backups = host.sh(
             "cd /opt/webapp && docker compose --env-file .env.prod exec -T sqlite ls /backups"
@@ -248,15 +244,7 @@ def test_notes_survive_a_redeploy_of_a_new_build(lab: Lab, releases) -> None:
 
 
 def test_a_concurrent_deploy_is_refused_by_the_lock(lab: Lab, releases) -> None:
-    record = f"webapp_build_record={releases['v1'].path}"
-    first = subprocess.Popen(
-        lab.command("deploy.yml", "-e", "env=prod", "-e", record),
-        cwd=ANSIBLE_DIR,
-        env=lab.environ(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    first = lab.start("deploy.yml", *lab.deploy_args(releases["v1"]), label="deploy-first")
     try:
         for _ in range(240):
             if lab.prod[0].sh("test -d /opt/webapp/deploy.lock", check=False).returncode == 0:
@@ -266,8 +254,8 @@ def test_a_concurrent_deploy_is_refused_by_the_lock(lab: Lab, releases) -> None:
             pytest.fail("the first deploy never took the lock on web1")
         second = deploy(lab, releases["v1"])
     finally:
-        output, _ = first.communicate(timeout=600)
-    assert first.returncode == 0, output[-3000:]
+        first_play = first.wait(timeout=600)
+    assert first_play.returncode == 0, first_play.output[-3000:]
     assert second.returncode != 0
     message = " ".join(second.output.split())
     assert "web1 is locked by another deploy:" in message
@@ -278,17 +266,17 @@ def test_a_concurrent_deploy_is_refused_by_the_lock(lab: Lab, releases) -> None:
 
 def test_a_broken_release_is_rolled_back_by_itself(lab: Lab, releases) -> None:
     web1, web2 = lab.prod
-    notes_before = http(web1.app_port, "GET", "/api/notes?limit=100")[1]["items"]
+    notes_before = lab.http(web1, "GET", "/api/notes?limit=100")[1]["items"]
     run = deploy(lab, releases["broken"])
     assert run.returncode != 0
     message = " ".join(run.output.split())
     assert f"Deploy of {releases['broken'].image} to web1 FAILED at" in message
     assert f"ROLLED BACK to {releases['v1'].image}, which answers /readyz with 200" in message
-    assert running_image(web1) == releases["v1"].image_id
-    assert http(web1.app_port, "GET", "/readyz")[0] == 200
-    assert http(web1.app_port, "GET", "/api/notes?limit=100")[1]["items"] == notes_before
+    assert lab.service_image(web1) == releases["v1"].image_id
+    assert lab.http(web1, "GET", "/readyz")[0] == 200
+    assert lab.http(web1, "GET", "/api/notes?limit=100")[1]["items"] == notes_before
     # The rollout stopped at the first failure: web2 was never touched.
-    assert running_image(web2) == releases["v1"].image_id
+    assert lab.service_image(web2) == releases["v1"].image_id
     assert releases["broken"].image not in web2.sh("cat /opt/webapp/audit.log").stdout
     last = json.loads(web1.sh("tail -n 1 /opt/webapp/audit.log").stdout)
     assert last["result"] == f"failed, rolled back to {releases['v1'].image}"
@@ -298,7 +286,7 @@ def test_a_crash_looping_release_is_caught_by_its_restarts_and_rolled_back(
     lab: Lab, releases
 ) -> None:
     web1, web2 = lab.prod
-    notes_before = http(web1.app_port, "GET", "/api/notes?limit=100")[1]["items"]
+    notes_before = lab.http(web1, "GET", "/api/notes?limit=100")[1]["items"]
     run = deploy(lab, releases["crashing"])
     assert run.returncode != 0
     message = " ".join(run.output.split())
@@ -307,27 +295,27 @@ def test_a_crash_looping_release_is_caught_by_its_restarts_and_rolled_back(
     assert "web1: service app crash-loops: restarted" in message, message[-2000:]
     assert "not healthy within" not in message
     assert f"ROLLED BACK to {releases['v1'].image}, which answers /readyz with 200" in message
-    assert running_image(web1) == releases["v1"].image_id
-    assert http(web1.app_port, "GET", "/api/notes?limit=100")[1]["items"] == notes_before
-    assert running_image(web2) == releases["v1"].image_id
+    assert lab.service_image(web1) == releases["v1"].image_id
+    assert lab.http(web1, "GET", "/api/notes?limit=100")[1]["items"] == notes_before
+    assert lab.service_image(web2) == releases["v1"].image_id
 
 
 def test_a_host_lost_mid_rollout_fails_the_play_and_leaves_consistent_releases(
     lab: Lab, releases
 ) -> None:
     web1, web2 = lab.prod
-    hosts.docker("pause", web2.container)
+    docker("pause", web2.container)
     try:
         run = deploy(lab, releases["v2"])
     finally:
-        hosts.docker("unpause", web2.container)
+        docker("unpause", web2.container)
     assert run.returncode != 0
     assert "UNREACHABLE" in run.output and "web2" in run.output
     # Each host runs one whole release: web1 the new one, web2 the one it had.
-    assert running_image(web1) == releases["v2"].image_id
-    assert http(web1.app_port, "GET", "/readyz")[0] == 200
-    assert running_image(web2) == releases["v1"].image_id
-    assert http(web2.app_port, "GET", "/readyz")[0] == 200
+    assert lab.service_image(web1) == releases["v2"].image_id
+    assert lab.http(web1, "GET", "/readyz")[0] == 200
+    assert lab.service_image(web2) == releases["v1"].image_id
+    assert lab.http(web2, "GET", "/readyz")[0] == 200
     verify = lab.play(
         "verify.yml", "-e", "env=prod", "-e", f"webapp_build_record={releases['v2'].path}"
     )
@@ -339,12 +327,12 @@ def test_a_host_lost_mid_rollout_fails_the_play_and_leaves_consistent_releases(
 
 def test_playbooks_pass_ansible_lint_and_yamllint() -> None:
     lint = subprocess.run(
-        [str(PLAYBOOK.parent / "ansible-lint"), "--profile", "production"],
+        [str(bin_dir() / "ansible-lint"), "--profile", "production"],
         cwd=ANSIBLE_DIR, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert lint.returncode == 0, lint.stdout[-3000:] + lint.stderr[-3000:]
     yaml = subprocess.run(
-        [str(PLAYBOOK.parent / "yamllint"), "--strict", "."],
+        [str(bin_dir() / "yamllint"), "--strict", "."],
         cwd=ANSIBLE_DIR.parent, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert yaml.returncode == 0, yaml.stdout

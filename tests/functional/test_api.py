@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 PROBLEM = "application/problem+json"
 
 
-def assert_problem(response, status: int, field: str | None = None) -> dict:
+def assert_problem(response, status: int, field: str | None = None) -> dict[str, Any]:
     assert response.status_int == status
     assert response.content_type == PROBLEM
-    body = response.json
+    body: dict[str, Any] = response.json
     assert body["status"] == status
     assert body["detail"]
     assert body["request_id"] == response.headers["X-Request-ID"]

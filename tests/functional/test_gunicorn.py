@@ -13,20 +13,16 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from harness.ports import free_port
 from tests.sqlite_allowance import ALLOWANCE
 
 from .conftest import migrated_engine
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Server:
@@ -51,7 +47,7 @@ class Server:
         return self.proc.returncode
 
 
-def _gunicorn(env: dict[str, str], *args: str, **streams) -> subprocess.Popen:
+def _gunicorn(env: dict[str, str], *args: str, **streams: Any) -> subprocess.Popen[str]:
     streams = streams or {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
     command = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", *args]
     return subprocess.Popen(
@@ -80,7 +76,7 @@ def _request(base: str, path: str, method: str = "GET", body: bytes | None = Non
 def _start(tmp_path: Path, *args: str, **env: str) -> tuple[str, Server]:
     path = tmp_path / "app.db"
     migrated_engine(path).dispose()
-    port = _free_port()
+    port = free_port()
     proc = Server(
         {
             "DATABASE_URL": f"sqlite:///{path}",
@@ -88,7 +84,7 @@ def _start(tmp_path: Path, *args: str, **env: str) -> tuple[str, Server]:
             "GUNICORN_BIND": f"127.0.0.1:{port}",
             "GUNICORN_WORKERS": "2",
             "GUNICORN_THREADS": "2",
-            "WEBAPP_METRICS_PORT": str(_free_port()),
+            "WEBAPP_METRICS_PORT": str(free_port()),
             **env,
         },
         tmp_path,
@@ -241,7 +237,7 @@ def test_small_chunked_body_is_accepted(server):
     assert reply.startswith(b"HTTP/1.1 201")
 
 
-BAD_CONFIGURATIONS = [
+BAD_CONFIGURATIONS: list[tuple[dict[str, str | None], str]] = [
     ({"APP_ENV": "staging"}, "APP_ENV='staging'"),
     ({"APP_ENV": ""}, "APP_ENV is set but empty"),
     ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL='chatty'"),
@@ -280,8 +276,8 @@ def test_bad_configuration_stops_gunicorn_with_one_line(tmp_path):
     for env, expected in BAD_CONFIGURATIONS:
         merged = {
             **base,
-            "GUNICORN_BIND": f"127.0.0.1:{_free_port()}",
-            "WEBAPP_METRICS_PORT": str(_free_port()),
+            "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
+            "WEBAPP_METRICS_PORT": str(free_port()),
             **env,
         }
         environ = {name: value for name, value in merged.items() if value is not None}

@@ -12,14 +12,16 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.ports import free_port
 from webapp.ops import metrics_server
 
-from .test_gunicorn import Server, _free_port, _gunicorn, _request, _start
+from .test_gunicorn import Server, _gunicorn, _request, _start
 
 JSON = {"Content-Type": "application/json"}
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
-def _scrape(server: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+def _scrape(server: Server) -> Samples:
     port = server.env["WEBAPP_METRICS_PORT"]
     status, headers, body = _request(f"http://127.0.0.1:{port}", "/metrics")
     assert status == 200 and headers["Content-Type"].startswith("text/plain")
@@ -30,7 +32,7 @@ def _scrape(server: Server) -> dict[tuple[str, tuple[tuple[str, str], ...]], flo
     }
 
 
-def _value(samples: dict, name: str, **labels: str) -> float:
+def _value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
@@ -111,7 +113,7 @@ def test_a_metrics_port_in_use_stops_gunicorn_with_one_line(tmp_path: Path) -> N
             {
                 "DATABASE_URL": f"sqlite:///{tmp_path}/app.db",
                 "APP_ENV": "dev",
-                "GUNICORN_BIND": f"127.0.0.1:{_free_port()}",
+                "GUNICORN_BIND": f"127.0.0.1:{free_port()}",
                 "WEBAPP_METRICS_PORT": str(port),
             }
         )
@@ -153,8 +155,8 @@ def test_dead_workers_are_folded_into_the_archive_without_losing_a_count(tmp_pat
         tmp_path, database=database, build={"version": "1", "revision": "r"}, workers=lambda: 2
     )
 
-    def scraped() -> dict:
-        samples = {}
+    def scraped() -> Samples:
+        samples: Samples = {}
         for family in exporter.collect():
             for sample in family.samples:
                 samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
@@ -182,7 +184,7 @@ def test_dead_workers_are_folded_into_the_archive_without_losing_a_count(tmp_pat
     # The WSGI answer: the text format, only on /metrics, only GET and HEAD.
     answers: list[str] = []
 
-    def start_response(status: str, _headers: list) -> None:
+    def start_response(status: str, _headers: list[tuple[str, str]]) -> None:
         answers.append(status)
 
     body = b"".join(

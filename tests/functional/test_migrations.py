@@ -103,7 +103,7 @@ def test_an_upgrade_failing_halfway_leaves_the_database_as_it_was(tmp_path):
     extra.mkdir()
     (extra / "9998_works.py").write_text(GOOD_MIGRATION.format(down=schema.head()))
     (extra / "9999_fails.py").write_text(FAILING_MIGRATION)
-    shipped = Path(resources.files("webapp.db").joinpath("migrations/versions"))
+    shipped = Path(str(resources.files("webapp.db").joinpath("migrations/versions")))
     with engine.connect() as conn:
         config = schema.alembic_config(conn)
         config.set_main_option("version_locations", os.pathsep.join([str(shipped), str(extra)]))

@@ -1,10 +1,8 @@
 """Schemathesis against the in-process app: generated requests from openapi.json,
 checking that nothing is a 5xx and every response conforms to the document.
 
-All checks run. Two of them are told about answers the issue fixes: a PUT without
-If-Match is 428 (the check expects a code from its own 400-class list), and a schema-valid
-but stale If-Match is 412 (no schema can say "the current version"). The same settings
-make `schemathesis run` against a running server pass; see README.
+The checks and the two answers they are told about are in harness.fuzzing, shared with
+the fuzz drill.
 """
 
 from __future__ import annotations
@@ -15,34 +13,11 @@ from importlib import resources
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
-from schemathesis.config import SchemathesisConfig
 
+from harness.fuzzing import CONFIG
 from webapp.config import make_app
 
 from .conftest import migrated_engine, settings_for
-
-CONFIG = SchemathesisConfig.from_dict(
-    {
-        "checks": {
-            "positive_data_acceptance": {
-                "expected-statuses": [
-                    "2xx",
-                    "3xx",
-                    "401",
-                    "403",
-                    "404",
-                    "409",
-                    "412",
-                    "428",
-                    "429",
-                ]
-            },
-            "missing_required_header": {
-                "expected-statuses": ["400", "401", "403", "406", "415", "422", "428"]
-            },
-        }
-    }
-)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import re
 import sqlite3
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pytest
 import webtest
@@ -96,8 +97,11 @@ def test_version_answers_when_the_database_cannot(tmp_path):
     assert app.get("/version").json["schema_revision"] == "unknown"
 
 
-def _spec() -> dict:
-    return json.loads(resources.files("webapp").joinpath("openapi.json").read_text())
+def _spec() -> dict[str, Any]:
+    spec: dict[str, Any] = json.loads(
+        resources.files("webapp").joinpath("openapi.json").read_text()
+    )
+    return spec
 
 
 def test_openapi_is_served_and_is_3_1(app):
@@ -136,7 +140,9 @@ def test_every_documented_operation_answers_with_a_documented_status(
         headers = {"If-Match": note.headers["ETag"]}
     kwargs = {"headers": headers, "status": "*"}
     if path == "/" and operation == "post":
-        token = re.search(r'name="csrf_token" value="([^"]+)"', app.get("/").text).group(1)
+        found = re.search(r'name="csrf_token" value="([^"]+)"', app.get("/").text)
+        assert found is not None, "the page has no CSRF token"
+        token = found.group(1)
         response = app.post("/", {"csrf_token": token, "title": "walked"}, status="*")
     elif operation in ("post", "put"):
         response = getattr(app, f"{operation}_json")(url, {"title": "walked"}, **kwargs)
@@ -186,6 +192,6 @@ def test_static_stylesheet_is_served(app):
 
 
 def test_package_ships_its_data_files():
-    root = Path(resources.files("webapp"))
+    root = Path(str(resources.files("webapp")))
     for name in ("openapi.json", "templates/home.html", "static/style.css"):
         assert (root / name).is_file(), name

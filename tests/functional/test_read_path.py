@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import webtest
+from sqlalchemy.pool import QueuePool
 
 from webapp.config import make_app
 
@@ -30,6 +31,7 @@ def test_reads_answer_what_writes_stored_and_return_their_connections(tmp_path):
     assert "kept" in app.get("/", status=200).text
     app.get("/api/notes/999", status=404)
     # Every read gave its connection back, the failed one included.
+    assert isinstance(engine.pool, QueuePool)
     assert engine.pool.checkedout() == 0
     # A read never took the writers' turn, so a writer gets it at once.
     app.post_json("/api/notes", {"title": "after"}, status=201)

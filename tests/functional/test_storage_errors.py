@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import webtest
 from sqlalchemy import event
+from sqlalchemy.pool import QueuePool
 
 from webapp.config import make_app
 from webapp.db import engine as db
@@ -200,7 +201,7 @@ def test_unexpected_error_is_500_problem_with_request_id_and_logged(tmp_path):
     assert "trace-me" in response.json["detail"]
     assert "no such table" not in response.text  # details stay in the log
     [record] = collect.records
-    assert record.request_id == "trace-me" and record.exc_info
+    assert record.__dict__["request_id"] == "trace-me" and record.exc_info
     assert "no such table" in str(record.exc_info[1])
     engine.dispose()
 
@@ -243,6 +244,7 @@ def test_dispose_after_fork_empties_pools(tmp_path):
     engine = migrated_engine(tmp_path / "app.db")
     with engine.connect():
         pass
+    assert isinstance(engine.pool, QueuePool)
     assert engine.pool.checkedin() == 1
     db.dispose_after_fork()
     assert engine.pool.checkedin() == 0

@@ -8,11 +8,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
 import transaction
-from sqlalchemy import insert, update
+from sqlalchemy import Table, insert, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 from zope.sqlalchemy import mark_changed
@@ -21,6 +21,9 @@ from webapp.db.session import session_factories
 from webapp.notes.models import Note
 
 from .conftest import migrated_engine
+
+# The notes table for Core statements (a mapped class's __table__ is typed as any FromClause).
+NOTES = cast(Table, Note.__table__)
 
 
 @pytest.fixture
@@ -47,7 +50,7 @@ def _titles(engine: Engine) -> list[str]:
 def test_a_marked_core_write_is_committed_by_the_manager(fresh_engine):
     tm, session = _request_session(fresh_engine)
     tm.begin()
-    session.execute(insert(Note.__table__).values(title="kept", body="", tags=[]))
+    session.execute(insert(NOTES).values(title="kept", body="", tags=[]))
     mark_changed(session, transaction_manager=tm)
     tm.commit()
     assert _titles(fresh_engine) == ["kept"]
@@ -56,7 +59,7 @@ def test_a_marked_core_write_is_committed_by_the_manager(fresh_engine):
 def test_an_unmarked_core_write_ends_in_a_rollback(fresh_engine):
     tm, session = _request_session(fresh_engine)
     tm.begin()
-    session.execute(insert(Note.__table__).values(title="unmarked", body="", tags=[]))
+    session.execute(insert(NOTES).values(title="unmarked", body="", tags=[]))
     tm.commit()
     assert _titles(fresh_engine) == []
 
@@ -85,7 +88,7 @@ def test_an_orm_update_statement_marks_the_session_changed(fresh_engine):
 def test_abort_rolls_back_a_marked_write(fresh_engine):
     tm, session = _request_session(fresh_engine)
     tm.begin()
-    session.execute(insert(Note.__table__).values(title="aborted", body="", tags=[]))
+    session.execute(insert(NOTES).values(title="aborted", body="", tags=[]))
     mark_changed(session, transaction_manager=tm)
     tm.abort()
     assert _titles(fresh_engine) == []
@@ -94,7 +97,7 @@ def test_abort_rolls_back_a_marked_write(fresh_engine):
 def test_the_session_refuses_to_commit_by_itself(fresh_engine):
     tm, session = _request_session(fresh_engine)
     tm.begin()
-    session.execute(insert(Note.__table__).values(title="sneaky", body="", tags=[]))
+    session.execute(insert(NOTES).values(title="sneaky", body="", tags=[]))
     with pytest.raises(AssertionError, match="committed using the transaction manager"):
         session.commit()
     tm.abort()
@@ -105,11 +108,11 @@ def test_each_request_joins_its_own_manager(fresh_engine):
     first_tm, first = _request_session(fresh_engine)
     second_tm, second = _request_session(fresh_engine)
     first_tm.begin()
-    first.execute(insert(Note.__table__).values(title="first", body="", tags=[]))
+    first.execute(insert(NOTES).values(title="first", body="", tags=[]))
     mark_changed(first, transaction_manager=first_tm)
     first_tm.commit()
     second_tm.begin()
-    second.execute(insert(Note.__table__).values(title="second", body="", tags=[]))
+    second.execute(insert(NOTES).values(title="second", body="", tags=[]))
     mark_changed(second, transaction_manager=second_tm)
     second_tm.abort()
     assert _titles(fresh_engine) == ["first"]

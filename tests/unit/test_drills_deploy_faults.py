@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import sys
+from typing import Any
 
 from drills.deploy_faults import (
     FAILING_MIGRATION,
@@ -21,15 +23,11 @@ OLD, NEW = "sha256:" + "a" * 64, "sha256:" + "b" * 64
 SCHEMAS = {OLD: "0001", NEW: "0001"}
 
 
-def state(**changes: object) -> HostState:
-    values: dict = {
-        "app_image": OLD,
-        "sqlite_image": OLD,
-        "schema": "0001",
-        "reported_schema": "0001",
-        "ready": True,
-    }
-    return HostState(**{**values, **changes})
+def state(**changes: Any) -> HostState:
+    healthy = HostState(
+        app_image=OLD, sqlite_image=OLD, schema="0001", reported_schema="0001", ready=True
+    )
+    return dataclasses.replace(healthy, **changes)
 
 
 def test_one_whole_release_is_not_a_mix() -> None:
@@ -74,15 +72,16 @@ def test_missing_and_changed_notes_are_lost_and_new_ones_are_not() -> None:
 
 
 def test_the_compose_task_is_counted_once_per_host_batch() -> None:
-    lines = [
-        "TASK [webapp : Bring the release up health first, detached from the SSH session.] **\n",
-        "changed: [web1]\n",
-        "ok: [web1] => msg: Bring the release up, detached from the SSH session.\n",
-        "TASK [webapp : Wait until the release is up and healthy.] ****\n",
-        "TASK [webapp : Bring the release up health first, detached from the SSH session.] **\n",
+    up = "Bring the release up health first, detached from the SSH session."
+    events = [
+        {"event": "playbook_on_task_start", "event_data": {"task": up, "role": "webapp"}},
+        {"event": "runner_on_start", "event_data": {"task": up, "host": "web1"}},
+        {"event": "runner_on_ok", "event_data": {"task": up, "host": "web1"}},
+        {"event": "playbook_on_task_start", "event_data": {"task": "Wait until healthy."}},
+        {"event": "playbook_on_task_start", "event_data": {"task": up, "role": "webapp"}},
     ]
-    assert task_starts(lines, UP_TASK) == 2
-    assert task_starts(lines[:4], UP_TASK) == 1
+    assert task_starts(events, UP_TASK) == 2
+    assert task_starts(events[:4], UP_TASK) == 1
 
 
 def test_only_sshd_connections_are_cut_never_the_async_compose_job() -> None:

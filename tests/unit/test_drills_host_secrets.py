@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 
-from drills.host_lab import build_facts
 from drills.host_secrets import (
     EXPECTED_MODES,
     FileMode,
@@ -13,6 +12,7 @@ from drills.host_secrets import (
     mode_problems,
     parse_modes,
 )
+from harness.lab import build_facts
 
 
 def test_the_secret_is_a_valid_prod_key_and_differs_each_run() -> None:

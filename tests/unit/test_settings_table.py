@@ -49,7 +49,7 @@ def _strings(node: Any, *, skip: str) -> list[str]:
 def _interpolations() -> list[re.Match[str]]:
     # `build.args` are the image's inputs (BASE_IMAGE, APP_VERSION, ...), which `nox -s
     # build` passes itself; they are not settings of a running stack.
-    found = []
+    found: list[re.Match[str]] = []
     for path in COMPOSE_FILES:
         for text in _strings(yaml.safe_load(path.read_text()), skip="build"):
             found += INTERPOLATION.finditer(text)

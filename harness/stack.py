@@ -1,62 +1,28 @@
-"""Drive the kit's compose stack in tests: run commands, talk HTTP, poll, all bounded.
+"""One compose project of the kit, driven as a user drives it: up, down, exec, sql, HTTP.
 
-Kept apart from conftest.py so test modules can import these helpers by name.
+Every stack gets the project name and 127.0.0.1 port its caller picks (a test's unique
+name, a drill's `drills-<name>-<pid>`), so runs never collide with each other or with a
+developer's own stacks.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[2]
-RECORD = REPO / "build" / "image.json"
-APP_UID = 10001
+from harness import http
+from harness.commands import TIMEOUT_S, run
+from harness.http import Response
+from harness.ports import free_port
+from harness.repo import ROOT
+
 # Short intervals make health (and so each kill cycle) quick; production keeps 5 s.
 FAST_HEALTH = "2s"
-COMPOSE_TIMEOUT = 240
-
-
-def run(
-    argv: list[str],
-    *,
-    env: dict[str, str] | None = None,
-    check: bool = True,
-    timeout: float = COMPOSE_TIMEOUT,
-    cwd: Path = REPO,
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(
-            f"{' '.join(argv)} exited {result.returncode}\n--- stdout\n{result.stdout[-3000:]}"
-            f"\n--- stderr\n{result.stderr[-3000:]}"
-        )
-    return result
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class Response:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
 
 
 @dataclass
@@ -69,7 +35,7 @@ class Stack:
     image: str
     variables: dict[str, str] = field(default_factory=dict)
     # The checkout the compose files are used from; a copy lets a test edit the source.
-    checkout: Path = REPO
+    checkout: Path = ROOT
     metrics_port: int = field(default_factory=free_port)
 
     def env(self) -> dict[str, str]:
@@ -93,7 +59,7 @@ class Stack:
 
     def up(self, *services: str) -> None:
         self.compose(
-            "up", "--detach", "--wait", "--wait-timeout", str(COMPOSE_TIMEOUT), "--no-build",
+            "up", "--detach", "--wait", "--wait-timeout", str(TIMEOUT_S), "--no-build",
             *services,
         )  # fmt: skip
 
@@ -120,27 +86,9 @@ class Stack:
     def volume(self, name: str) -> str:
         return f"{self.project}_{name}"
 
-    def request(
-        self,
-        method: str,
-        path: str,
-        payload: Any = None,
-        headers: dict[str, str] | None = None,
-        timeout: float = 15,
-    ) -> Response:
-        data = None if payload is None else json.dumps(payload).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}", data=data, method=method
-        )
-        if data is not None:
-            request.add_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=timeout) as answer:
-                return Response(answer.status, dict(answer.headers), answer.read())
-        except urllib.error.HTTPError as error:
-            return Response(error.code, dict(error.headers), error.read())
+    def request(self, method: str, path: str, payload: Any = None, **options: Any) -> Response:
+        """One request to the app (see harness.http.once); 15 s unless `timeout` says."""
+        return http.once(self.port, method, path, payload, **{"timeout": 15, **options})
 
 
 def wait_for(predicate: Any, *, attempts: int, pause: float, what: str) -> Any:

@@ -22,9 +22,13 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.commands import docker, run
 from kit import base_image
 
-HERE = Path(__file__).parent / "hosts"
+IMAGES = Path(__file__).parent / "host_images"
+# Bounds: a host image installs Debian's Docker packages; a command on a host is short.
+HOST_BUILD_TIMEOUT_S = 1800
+SH_TIMEOUT_S = 600
 DEBIAN_13 = base_image.SUITE
 DEBIAN_12 = "bookworm"
 # The run flags that work here without --privileged. Nested containers on a bridge need
@@ -35,10 +39,6 @@ RUN_FLAGS = [
     "--security-opt", "seccomp=unconfined", "--security-opt", "apparmor=unconfined",
     "-v", "/sys/fs/cgroup:/sys/fs/cgroup:rw",
 ]  # fmt: skip
-
-
-def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["docker", *args], check=check, capture_output=True, text=True)
 
 
 def debian_base(suite: str) -> str:
@@ -61,13 +61,16 @@ def host_image(kind: str, suite: str = DEBIAN_13) -> str:
     """The tag of the `kind` host image (docker-host or bare-host) on Debian `suite`,
     built if missing."""
     base = debian_base(suite)
-    files = sorted((HERE / kind).iterdir())
+    files = sorted((IMAGES / kind).iterdir())
     tag = f"localhost/webapp-test-{kind}:{suite}-{_digest(base, files)}"
     if docker("image", "inspect", tag, check=False).returncode != 0:
         with tempfile.TemporaryDirectory() as context:
             for path in files:
                 shutil.copy2(path, Path(context) / path.name)
-            docker("build", "-q", "--build-arg", f"BASE_IMAGE={base}", "-t", tag, context)
+            docker(
+                "build", "-q", "--build-arg", f"BASE_IMAGE={base}", "-t", tag, context,
+                timeout=HOST_BUILD_TIMEOUT_S,
+            )  # fmt: skip
     return tag
 
 
@@ -78,9 +81,11 @@ class Host:
     ssh_port: int
     app_port: int | None
 
-    def sh(self, command: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def sh(
+        self, command: str, check: bool = True, timeout: float = SH_TIMEOUT_S
+    ) -> subprocess.CompletedProcess[str]:
         """Run a shell command on the host directly (for setting up and inspecting)."""
-        return docker("exec", self.container, "sh", "-c", command, check=check)
+        return docker("exec", self.container, "sh", "-c", command, check=check, timeout=timeout)
 
 
 def _published(container: str, port: int) -> int:
@@ -139,9 +144,7 @@ def start_fleet(workdir: Path, names: list[str], *, bare: dict[str, str] | None 
     WORKDIR. Shared by the deploy tests and the bench, so both deploy to hosts made the
     same way."""
     key = workdir / "id_ed25519"
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
-    public = key.with_suffix(".pub")
-    public.chmod(0o644)
+    public = ssh_key(key)
     started: list[Host] = []
     try:
         docker_image = host_image("docker-host")
@@ -157,6 +160,15 @@ def start_fleet(workdir: Path, names: list[str], *, bare: dict[str, str] | None 
     return Fleet(key, prod, bare_hosts, path)
 
 
+def ssh_key(key: Path) -> Path:
+    """A fresh passphrase-less key pair at KEY; returns the public half, readable by all
+    (the hosts mount it as root's authorized_keys)."""
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)])
+    public = key.with_suffix(".pub")
+    public.chmod(0o644)
+    return public
+
+
 def inventory(path: Path, key: Path, groups: dict[str, list[Host]]) -> Path:
     """An inventory of GROUPS (name: hosts) beside the controller's own [dev] group.
     Hosts of [prod] get the env override a test host needs."""
@@ -167,7 +179,7 @@ def inventory(path: Path, key: Path, groups: dict[str, list[Host]]) -> Path:
     )
     # Inside a test host the app must listen on all its interfaces, or the port
     # published on the real machine's 127.0.0.1 could not reach it.
-    overrides = json.dumps({"WEBAPP_BIND_ADDRESS": "0.0.0.0"})
+    overrides = json.dumps({"WEBAPP_BIND_ADDRESS": "0.0.0.0"})  # noqa: S104
     lines = [
         "[dev]",
         f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",
