@@ -181,6 +181,13 @@ def test_dead_workers_are_folded_into_the_archive_without_losing_a_count(tmp_pat
         ["counter_archive.db", "histogram_archive.db", f"counter_{pids[2]}.db",
          f"histogram_{pids[2]}.db"]
     )  # fmt: skip
+    # Once every worker is dead the archive alone answers, with every bucket up to +Inf
+    # (a file holds them uncumulated: the empty ones count as much as the full ones).
+    exporter.worker_exited(pids[2])
+    folded = scraped()
+    inf = ("webapp_http_request_duration_seconds_bucket",
+           (("le", "+Inf"), ("method", "GET"), ("route", "note")))  # fmt: skip
+    assert folded[inf] == folded[bucket] == 12
     # The WSGI answer: the text format, only on /metrics, only GET and HEAD.
     answers: list[str] = []
 

@@ -111,10 +111,11 @@ class Exporter:
                 if archive is None:
                     archive = MmapedDict(str(self.directory / f"{kind}_archive.db"))
                     self._archives[kind] = archive
+                # Zeros too: a histogram's file holds each bucket uncumulated, so the +Inf
+                # bucket is usually 0, and the collector emits only the buckets it finds.
                 for key, value, _time, _pos in MmapedDict.read_all_values_from_file(str(dead)):
-                    if value:
-                        total, _ = archive.read_value(key)
-                        archive.write_value(key, total + value, 0.0)
+                    total, _ = archive.read_value(key)
+                    archive.write_value(key, total + value, 0.0)
                 dead.unlink()
             mark_process_dead(pid, str(self.directory))
 
