@@ -51,9 +51,9 @@ FROM ${BASE_IMAGE} AS runtime
 # the local base, which already has the CLI's dependencies; the slim image may lack
 # libreadline, which apt then brings from the archive it already names.
 COPY debs/ /tmp/debs/
+WORKDIR /tmp/debs
 # hadolint ignore=DL3008
 RUN set -eu; \
-    cd /tmp/debs; \
     if [ ! -f SHA256SUMS ]; then \
         echo "error: debs/ holds no SQLite packages; run \`nox -s build\` first to fill it" >&2; \
         exit 1; \
@@ -64,6 +64,7 @@ RUN set -eu; \
         && apt-get clean && rm -rf /var/lib/apt/lists/*; \
     fi; \
     rm -rf /tmp/debs /tmp/dpkg.log
+WORKDIR /
 
 # A fixed UID/GID so that volumes and host-side secret files can be owned ahead of time.
 # /data and /backups exist in the image, owned by that user, so that a fresh named volume
