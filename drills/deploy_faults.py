@@ -139,13 +139,17 @@ def task_starts(events: list[Event], task: str) -> int:
     )
 
 
+SSH_SESSION_NAMES = frozenset({"sshd-session", "sshd"})
+
+
 def ssh_sessions(children: list[tuple[int, str]]) -> list[int]:
     """PIDs of sshd's per-connection processes among (pid, command name) children of sshd.
 
     The deploy's async `compose up` is a child of sshd too (re-parented to the host's PID 1),
-    and must survive the cut: only processes named sshd are connections.
+    and must survive the cut: only sshd's own processes are connections. OpenSSH 9.8 and
+    later (Debian 13) run each connection as `sshd-session`; older ones as `sshd`.
     """
-    return [pid for pid, name in children if name == "sshd"]
+    return [pid for pid, name in children if name in SSH_SESSION_NAMES]
 
 
 def children_of(parent: int) -> list[tuple[int, str]]:

@@ -85,7 +85,8 @@ def test_the_compose_task_is_counted_once_per_host_batch() -> None:
 
 
 def test_only_sshd_connections_are_cut_never_the_async_compose_job() -> None:
-    children = [(40, "sshd"), (41, "python3"), (42, "sshd"), (43, "docker")]
+    # Debian 13's OpenSSH names a connection sshd-session; Debian 12's, sshd.
+    children = [(40, "sshd-session"), (41, "python3"), (42, "sshd"), (43, "docker")]
     assert ssh_sessions(children) == [40, 42]
 
 
