@@ -62,7 +62,9 @@ def build_record() -> dict[str, Any]:
     return record
 
 
-@pytest.fixture(scope="session")
+# Per module: a module's stacks go down when it ends, so the stacks of one file (each with
+# 1 s healthchecks) never load the machine under the next files and the deploy tests.
+@pytest.fixture(scope="module")
 def stacks(build_record: dict[str, Any]) -> Iterator[StackFactory]:
     factory = StackFactory(build_record["image"])
     yield factory
