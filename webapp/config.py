@@ -14,7 +14,7 @@ from sqlalchemy.engine import Engine
 from webapp.db.engine import make_engine
 from webapp.http.body_limit import REQUEST_MAX, BodyLimit
 from webapp.http.request import AppRequest
-from webapp.ops import jsonlog
+from webapp.ops import jsonlog, replica
 from webapp.settings import Settings
 
 
@@ -26,6 +26,7 @@ def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
         settings={
             "webapp.settings": settings,
             "webapp.engine": engine,
+            "webapp.replica": replica.load(replicator=False),
             # A few attempts absorb a writer that held the lock past busy_timeout.
             "retry.attempts": 3,
             "tm.manager_hook": pyramid_tm.explicit_manager,

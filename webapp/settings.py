@@ -28,6 +28,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from webapp import sqlite_floor
 
@@ -153,6 +154,35 @@ class SqliteFileURL(Rule):
         if url.query:
             return "has query options, which this service sets itself (remove all after '?')"
         return None
+
+
+@dataclass(frozen=True)
+class ReplicaURL(Rule):
+    """Where the replicator ships the database: empty (off), sftp:// or file://."""
+
+    expected: str
+
+    def problem(self, value: str) -> str | None:
+        if value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme == "file":
+            if parts.netloc or not parts.path.startswith("/") or parts.path == "/":
+                return "is not a file:/// URL of an absolute directory"
+            return None
+        if parts.scheme == "sftp":
+            if not parts.username or not parts.hostname:
+                return "names no user and host (sftp://USER@HOST[:PORT]/PATH)"
+            if parts.password is not None:
+                return "holds a password; give the key in REPLICA_KEY_FILE instead"
+            try:
+                parts.port  # noqa: B018 - raises on a port outside 1-65535
+            except ValueError:
+                return "has a port outside 1-65535"
+            if parts.path in ("", "/"):
+                return "names no directory on the server"
+            return None
+        return "is neither sftp:// nor file://"
 
 
 @dataclass(frozen=True)
@@ -356,6 +386,46 @@ VARIABLES: dict[str, Variable] = {
             meaning="the port of the Prometheus metrics (/metrics), in the container and "
             "on the host's 127.0.0.1; never the app's port",
         ),
+        # Off-host replication (webapp/ops/replica.py): the sqlite service runs the
+        # replicator, the app shows its lag.
+        Variable(
+            "REPLICA_URL",
+            ReplicaURL("sftp://USER@HOST[:PORT]/PATH, file:///PATH, or empty for none"),
+            by("app compose deploy"),
+            default="",
+            meaning="where the sqlite service replicates the database continuously; empty: "
+            "no replica, the data lives on one disk",
+        ),
+        Variable(
+            "WEBAPP_REPLICA_HOST_KEY",
+            Pattern(
+                "the SFTP server's `ssh-ed25519 AAAA...` public key line",
+                r"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5[A-Za-z0-9+/]+=*( [^\n]*)?",
+            ),
+            by("app compose deploy"),
+            default="",
+            meaning="the pinned host key of an sftp:// REPLICA_URL; any other key is refused",
+        ),
+        Variable(
+            "REPLICA_KEY_FILE",
+            Text("a readable file that holds the SSH private key"),
+            by("app"),
+            meaning="the SSH private key for an sftp:// REPLICA_URL (mode 0600)",
+        ),
+        Variable(
+            "REPLICA_MAX_LAG",
+            WholeNumber(1, 86_400),
+            by("app compose deploy"),
+            default="30",
+            meaning="seconds the replica may lag before the sqlite service turns unhealthy",
+        ),
+        Variable(
+            "REPLICA_VERIFY_INTERVAL",
+            WholeNumber(60, 10_000_000),
+            by("app compose deploy"),
+            default="3600",
+            meaning="seconds between verified test restores of the replica",
+        ),
         # The stack: what the env files give compose, checked by the deploy plan.
         Variable(
             "COMPOSE_FILE",
@@ -498,6 +568,8 @@ def read(name: str, environ: Mapping[str, str] | None = None) -> str | None:
             raise ConfigError(f"{name} is not set; {_advice(variable)}")
         return variable.default
     value = raw.strip()
+    if not value and variable.default == "":
+        return ""  # where the default is empty, an empty value is that default
     if not value:
         raise ConfigError(f"{name} is set but empty; {_advice(variable)}")
     problem = variable.rule.problem(value)

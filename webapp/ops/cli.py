@@ -7,6 +7,7 @@ Every failure is one line on stderr and a non-zero exit: 1 for an operational fa
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -25,7 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from webapp import settings
 from webapp.db import schema
 from webapp.db.engine import BUSY_TIMEOUT_MS, make_engine, reader
-from webapp.ops import backup, jsonlog, readiness
+from webapp.ops import backup, jsonlog, readiness, replica, replica_serve
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,14 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         help=f"write the epoch seconds here every {HEARTBEAT_S:g} s while `db check` passes",
     )
+    p = verbs.add_parser("replica", help="the off-host replica (REPLICA_URL) and its lag")
+    p.add_argument(
+        "action",
+        choices=["status", "verify", "restore"],
+        help="status: lag and last verified restore (JSON); verify: test-restore it now; "
+        "restore: replace the database with it (app stopped)",
+    )
+    p.add_argument("--at", metavar="TIME", help="restore: the state at an ISO-8601 time (UTC)")
     return top
 
 
@@ -116,7 +125,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine = make_engine(config.database_url, busy_timeout_ms=busy_ms)
     try:
         return COMMANDS[args.verb](args, config, engine)
-    except (CommandError, backup.BackupError, AlembicError) as exc:
+    except settings.ConfigError as exc:
+        print(f"webapp: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except (CommandError, backup.BackupError, replica.ReplicaError, AlembicError) as exc:
         print(f"webapp: db {args.verb}: {exc}", file=sys.stderr)
         return 1
     except SQLAlchemyError as exc:
@@ -229,6 +241,10 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
     if args.ready_file is not None:
         # A restarted container keeps its /tmp in dev: never let a beat from before count.
         args.ready_file.unlink(missing_ok=True)
+    replica_settings = replica.load()
+    if replica_settings is not None:
+        # Before the migration: a new server restores its database from the replica.
+        prepared = replica_serve.prepare(replica_settings, config.database_path)
     before, after = _upgrade(engine, config)
     engine.dispose()  # the loop below uses the backup API, not the pool
     _writable_directory(args.backup_dir)
@@ -246,16 +262,30 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
             "interval_s": args.backup_interval,
             "keep": args.keep,
             "stale_partials_removed": [p.name for p in stale],
+            "replica": replica_settings.url if replica_settings else None,
+            "replica_start": prepared if replica_settings else None,
         },
     )
+    if replica_settings is None:
+        log.warning(
+            "REPLICA_URL is empty: the database lives on this disk only",
+            extra={"event": "replica", "ok": False},
+        )
+    replicator = None
+    if replica_settings is not None:
+        replicator = replica_serve.Replicator(replica_settings, config.database_path)
+        replicator.start()
     # The heartbeat checks with the healthcheck's short busy timeout, not the migration's.
     checker = make_engine(config.database_url, busy_timeout_ms=BUSY_TIMEOUT_MS)
     next_backup = time.monotonic() + args.backup_interval
     try:
         while True:
+            if replicator is not None:
+                replicator.beat()
             if args.ready_file is not None:
-                _heartbeat(checker, args.ready_file)
-            tick = HEARTBEAT_S if args.ready_file is not None else args.backup_interval
+                _heartbeat(checker, args.ready_file, replica_settings, config.database_path)
+            beating = args.ready_file is not None or replicator is not None
+            tick = HEARTBEAT_S if beating else args.backup_interval
             if stop.wait(max(0.0, min(tick, next_backup - time.monotonic()))):
                 break
             if time.monotonic() >= next_backup:
@@ -263,15 +293,26 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
                 _scheduled_backup(config.database_path, args.backup_dir, args.keep)
     finally:
         checker.dispose()
+        if replicator is not None:
+            replicator.stop()
         if args.ready_file is not None:
             args.ready_file.unlink(missing_ok=True)
     return 0
 
 
-def _heartbeat(engine: Engine, ready_file: Path) -> None:
-    """Refresh READY_FILE while the database is ready; remove it (and say why) when not."""
+def _heartbeat(
+    engine: Engine,
+    ready_file: Path,
+    replica_settings: replica.ReplicaSettings | None = None,
+    database: Path | None = None,
+) -> None:
+    """Refresh READY_FILE while the database is ready and its replica current enough;
+    remove it (and say why) when not."""
     reason = readiness.problem(engine)
     engine.dispose()  # no connection held between beats: restore and backup stay free
+    if reason is None and replica_settings is not None and database is not None:
+        status = replica.read_status(database)
+        reason = replica.problem(replica_settings, status, time.time())
     if reason is None:
         partial = ready_file.with_name(ready_file.name + ".partial")
         try:
@@ -308,6 +349,43 @@ def _scheduled_backup(database: Path, directory: Path, keep: int) -> None:
     )
 
 
+def cmd_replica(args: argparse.Namespace, config: settings.Settings, _engine: Engine) -> int:
+    replica_settings = replica.load()
+    if replica_settings is None:
+        raise CommandError("REPLICA_URL is empty: this database has no replica")
+    database = config.database_path
+    if args.at is not None and args.action != "restore":
+        raise CommandError("--at applies to `db replica restore` only")
+    if args.action == "status":
+        print(json.dumps(replica.details(replica_settings, database, time.time()), indent=2))
+        return 0
+    if args.action == "verify":
+        verified = replica.verify(replica_settings, database)
+        if not verified.ok:
+            raise CommandError(f"the replica at {replica_settings.url} fails: {verified.problem}")
+        print(
+            f"replica {replica_settings.url} verified: {verified.bytes} bytes restored and "
+            f"checked in {verified.seconds:.1f} s"
+        )
+        return 0
+    partial = database.with_name(f".{database.name}.restoring")
+    partial.unlink(missing_ok=True)
+    try:
+        replica.restore(replica_settings, database, partial, at=args.at)
+        problem = replica.verify_file(partial)
+        if problem is not None:
+            raise CommandError(
+                f"the replica at {replica_settings.url} restores unsound: {problem}"
+            )
+        backup.restore(partial, database)
+        replica.adopt_restored(database)
+    finally:
+        partial.unlink(missing_ok=True)
+    when = f" as of {args.at}" if args.at else ""
+    print(f"database {database} restored from {replica_settings.url}{when}")
+    return 0
+
+
 COMMANDS = {
     "upgrade": cmd_upgrade,
     "current": cmd_current,
@@ -317,4 +395,5 @@ COMMANDS = {
     "backup": cmd_backup,
     "restore": cmd_restore,
     "serve": cmd_serve,
+    "replica": cmd_replica,
 }

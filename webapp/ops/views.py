@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import time
 from functools import cache
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from pyramid.request import Request
@@ -16,7 +18,7 @@ from webapp import sqlite_floor
 from webapp.db import schema
 from webapp.db.engine import reader
 from webapp.http.problems import Problem
-from webapp.ops import readiness
+from webapp.ops import readiness, replica
 
 
 @view_config(route_name="healthz", request_method="GET", renderer="json")
@@ -26,11 +28,19 @@ def healthz(_request: Request) -> dict[str, str]:
 
 
 @view_config(route_name="readyz", request_method="GET", renderer="json")
-def readyz(request: Request) -> dict[str, str]:
-    reason = readiness.problem(request.registry.settings["webapp.engine"])
+def readyz(request: Request) -> dict[str, Any]:
+    engine = request.registry.settings["webapp.engine"]
+    reason = readiness.problem(engine)
     if reason is not None:
         raise Problem(503, reason, headers={"Retry-After": "5"})
-    return {"status": "ok", "schema_revision": schema.head()}
+    body: dict[str, Any] = {"status": "ok", "schema_revision": schema.head()}
+    replica_settings = request.registry.settings["webapp.replica"]
+    if replica_settings is not None:
+        # Shown, not judged here: a lagging replica turns the sqlite service unhealthy,
+        # while the app keeps serving from the local database.
+        database = Path(engine.url.database or "")
+        body["replica"] = replica.details(replica_settings, database, time.time())
+    return body
 
 
 @view_config(route_name="version", request_method="GET", renderer="json")
