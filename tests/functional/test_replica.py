@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -14,12 +15,15 @@ import time
 from pathlib import Path
 
 import pytest
+import webtest
 
 from webapp import settings
+from webapp.config import make_app
+from webapp.db.engine import make_engine
 from webapp.ops import cli, replica, replica_serve
 from webapp.ops.replica import ReplicaError, ReplicaSettings, Status, Verified
 
-from .conftest import migrated_engine
+from .conftest import migrated_engine, settings_for
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB6v3I7pcDh7zAY4VuvNkZOGH2Pm4gUYb0sK1Bv1A9gW"
 
@@ -318,7 +322,9 @@ def test_replica_verbs_need_a_replica_and_at_only_restores(database, monkeypatch
 # --- the whole path, as real processes ----------------------------------------------------
 
 
-def _serve(database: Path, url: str, ready: Path, backups: Path) -> subprocess.Popen[str]:
+def _serve(
+    database: Path, url: str, ready: Path, backups: Path, **env: str
+) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "webapp", "db", "serve", "--backup-dir", str(backups)]
     command += ["--backup-interval", "3600", "--keep", "1", "--ready-file", str(ready)]
     return subprocess.Popen(
@@ -327,6 +333,7 @@ def _serve(database: Path, url: str, ready: Path, backups: Path) -> subprocess.P
             "PATH": os.environ["PATH"],
             "DATABASE_URL": f"sqlite:///{database}",
             "REPLICA_URL": url,
+            **env,
         },
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -394,3 +401,60 @@ def test_serve_replicates_and_a_new_server_restores_before_it_migrates(tmp_path,
     assert target is not None
     replica.restore(target, new, tmp_path / "latest.db")
     assert _count(tmp_path / "latest.db") == 105
+
+
+def test_readyz_shows_the_replica_lag_without_failing_on_it(database, target, monkeypatch):
+    _migrated(database)
+    engine = make_engine(f"sqlite:///{database}")
+    app = webtest.TestApp(make_app(settings_for(database), engine=engine))
+    replica.write_status(database, Status(url=target.url, confirmed_at=time.time() - 3, txid=4))
+    shown = app.get("/readyz", status=200).json["replica"]
+    assert shown["url"] == target.url and shown["txid"] == 4 and 2 <= shown["lag_s"] < 60
+    # Lagging: shown with its reason, while the app keeps serving.
+    replica.write_status(database, Status(url=target.url, confirmed_at=time.time() - 99))
+    lagging = app.get("/readyz", status=200).json["replica"]
+    assert "over REPLICA_MAX_LAG=30" in lagging["problem"]
+    monkeypatch.delenv("REPLICA_URL")
+    plain = webtest.TestApp(make_app(settings_for(database), engine=engine))
+    assert "replica" not in plain.get("/readyz", status=200).json
+    engine.dispose()
+
+
+def test_a_beat_runs_a_due_test_restore_and_a_dead_child_stops_serving(database, target):
+    _migrated(database)
+    replicator = replica_serve.Replicator(target, database)
+    replicator.start()
+    try:
+        replicator._next_verify = 0.0  # due now
+        replicator.beat()
+        status = replica.read_status(database)
+        assert status is not None and status.verified is not None and status.verified.ok
+        assert replicator._process is not None
+        replicator._process.kill()
+        replicator._process.wait()
+        with pytest.raises(ReplicaError, match="litestream replicate exited with status -9"):
+            replicator.beat()
+    finally:
+        replicator.stop()
+
+
+def test_an_unreachable_replica_turns_serve_not_ready_with_the_reason(tmp_path):
+    target = tmp_path / "replica"
+    target.mkdir()
+    database = tmp_path / "data" / "app.db"
+    database.parent.mkdir()
+    ready = tmp_path / "ready"
+    proc = _serve(database, target.as_uri(), ready, tmp_path / "b", REPLICA_MAX_LAG="1")
+    try:
+        _wait_for(ready.exists, proc, "the first ready beat")
+        # The target goes away: a file where its directory was, so nothing can be written.
+        shutil.rmtree(target)
+        target.write_text("not a directory")
+        _insert(database, 1)
+        _wait_for(lambda: not ready.exists(), proc, "the ready file going away")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    reasons = [line for line in err.splitlines() if "not ready: the replica" in line]
+    assert reasons and "over REPLICA_MAX_LAG=1" in reasons[0], err[-2000:]
