@@ -8,7 +8,10 @@ the stack in (`webapp_app_dir`: the host's own value, else group_vars).
 
 from __future__ import annotations
 
+import configparser
+import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -16,11 +19,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kit.console import KitError
 
 ANSIBLE_DIR = Path(__file__).resolve().parents[2] / "ansible"
+# `ansible-inventory` costs a second or more (several on a busy machine), most of a
+# status: its listing is kept here and reused while every file it read is unchanged.
+CACHE_DIR = ANSIBLE_DIR.parent / "build" / "inventory-cache"
 # Bounds: reading a static inventory takes about a second.
 INVENTORY_TIMEOUT_S = 60
 
@@ -53,11 +57,56 @@ def tool(name: str) -> str:
     return found
 
 
+def _sources(source: str | None) -> list[str]:
+    """The inventory sources Ansible will read: -i, else ANSIBLE_INVENTORY, else ansible.cfg."""
+    if source is not None:
+        return [source]
+    if os.environ.get("ANSIBLE_INVENTORY"):
+        return os.environ["ANSIBLE_INVENTORY"].split(",")
+    config = configparser.ConfigParser(inline_comment_prefixes=("#", ";"))
+    config.read(ANSIBLE_DIR / "ansible.cfg")
+    return [config.get("defaults", "inventory", fallback="/etc/ansible/hosts")]
+
+
+def _cache_key(source: str | None) -> str | None:
+    """A digest of every file the inventory reads, or None when one is a program (a dynamic
+    inventory answers differently each time) or unreadable."""
+    digest = hashlib.sha256((ANSIBLE_DIR / "ansible.cfg").read_bytes())
+    for name in _sources(source):
+        path = (ANSIBLE_DIR / name).resolve()
+        digest.update(str(path).encode())
+        if not path.exists():
+            continue  # a literal host list ("web1,web2"), named by the string alone
+        roots = (
+            [path]
+            if path.is_dir()
+            else [path, path.parent / "group_vars", path.parent / "host_vars"]
+        )
+        files = sorted(
+            f
+            for root in roots
+            if root.exists()
+            for f in ([root] if root.is_file() else root.rglob("*"))
+            if f.is_file()
+        )
+        for file in files:
+            if os.access(file, os.X_OK):
+                return None
+            digest.update(str(file).encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()
+
+
 def read(source: str | None = None) -> dict[str, Any]:
     """`ansible-inventory --list` of SOURCE (as `-i`), else ANSIBLE_INVENTORY or ansible.cfg's."""
+    if source is not None and Path(source).exists():
+        source = str(Path(source).resolve())
+    key = _cache_key(source)
+    cached = CACHE_DIR / f"{key}.json"
+    if key is not None and cached.is_file():
+        return dict(json.loads(cached.read_text()))
     argv = [tool("ansible-inventory"), "--list"]
     if source is not None:
-        argv += ["-i", str(Path(source).resolve()) if Path(source).exists() else source]
+        argv += ["-i", source]
     try:
         done = subprocess.run(
             argv, cwd=ANSIBLE_DIR, capture_output=True, text=True,
@@ -68,6 +117,11 @@ def read(source: str | None = None) -> dict[str, Any]:
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["no output"])[-1]
         raise KitError(f"ansible-inventory failed: {last}; check -i or ANSIBLE_INVENTORY")
+    if key is not None:
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}")
+        partial.write_text(done.stdout)
+        partial.replace(cached)
     return dict(json.loads(done.stdout))
 
 
@@ -80,6 +134,9 @@ def _group_members(listing: dict[str, Any], group: str) -> list[str]:
 
 
 def _group_app_dir(environment: str) -> str:
+    # Imported here: only a host without its own value needs it, and it costs 0.1-0.2 s.
+    import yaml
+
     for scope in (environment, "all"):
         path = ANSIBLE_DIR / "group_vars" / scope / "main.yml"
         if path.is_file():
@@ -103,7 +160,6 @@ def hosts(environment: str, listing: dict[str, Any]) -> list[Host]:
             f"{', '.join(groups(listing)) or 'none'}"
         )
     hostvars = listing.get("_meta", {}).get("hostvars", {})
-    default_dir = _group_app_dir(environment)
     found = []
     for name in names:
         values = hostvars.get(name, {})
@@ -117,7 +173,7 @@ def hosts(environment: str, listing: dict[str, Any]) -> list[Host]:
                 key_file=values.get("ansible_ssh_private_key_file"),
                 ssh_args=str(values.get("ansible_ssh_common_args", "")),
                 local=values.get("ansible_connection") == "local",
-                app_dir=str(values.get("webapp_app_dir", default_dir)),
+                app_dir=str(values.get("webapp_app_dir") or _group_app_dir(environment)),
             )
         )
     return found

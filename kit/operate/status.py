@@ -76,7 +76,8 @@ def judge(host: Host, environment: str, report: dict[str, Any]) -> HostStatus:
     containers = {item["service"]: item for item in report.get("containers", [])}
     app = containers.get("app", {})
     if app:
-        status.release = f"{app['version']}-{app['revision']}"
+        # The image tag's form: the revision cut to seven characters, as git shows it.
+        status.release = f"{app['version']}-{app['revision'][:7]}"
         status.image_id = app["image_id"].removeprefix("sha256:")[:12]
         status.since = _when(app["started_at"]) if app["state"] == "running" else NONE
     elif current:
@@ -100,7 +101,7 @@ def judge(host: Host, environment: str, report: dict[str, Any]) -> HostStatus:
     status.last_backup = _when(sqlite.get("last_backup", ""))
     lock = report.get("lock")
     if lock:
-        status.lock = f"held by {lock.get('by', 'unknown')} since {lock.get('since', '?')}"
+        status.lock = f"held by {lock.get('by', 'unknown')} since {_when(lock.get('since', ''))}"
     ready = report.get("ready") or {}
     for name, keys in READY_FIELDS.items():
         setattr(status, name, _ready_field(ready.get("body"), keys))
@@ -157,13 +158,9 @@ def table(statuses: list[HostStatus]) -> str:
         )
         services = ", ".join(f"{name} {state}" for name, state in s.services.items()) or NONE
         free = human_bytes(s.free_bytes) if s.free_bytes is not None else NONE
-        lines.append(_fit(f"{indent}services {services}; free {free}; backup {s.last_backup}"))
-        lines.append(
-            _fit(
-                f"{indent}lock {s.lock}; slot {s.slot}; replica lag {s.replica_lag_s}; "
-                f"previous {s.previous}"
-            )
-        )
+        lines.append(_fit(f"{indent}services {services}"))
+        lines.append(_fit(f"{indent}free {free}; backup {s.last_backup}; previous {s.previous}"))
+        lines.append(_fit(f"{indent}lock {s.lock}; slot {s.slot}; replica lag {s.replica_lag_s}"))
     return "\n".join(lines)
 
 

@@ -60,7 +60,7 @@ def test_status_of_healthy_hosts_shows_every_field(deployed: Lab) -> None:
         assert f"{version['APP_VERSION']}-{version['APP_REVISION']}" in row
         assert release.image_id.removeprefix("sha256:")[:12] in row
         assert row.rstrip().endswith(schema.head())
-    assert done.stdout.count("services app healthy, sqlite healthy") == 2
+    assert done.stdout.count("services app healthy, sqlite healthy\n") == 2
 
     as_json = operate(deployed.inventory, "status", "--json")
     assert as_json.returncode == 0, as_json.stderr

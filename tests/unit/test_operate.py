@@ -122,7 +122,7 @@ def test_a_healthy_report_has_every_field_within_80_columns() -> None:
     )
     assert (judged.slot, judged.replica_lag_s, judged.lock) == ("blue", "—", "—")
     shown = status.table([judged])
-    assert "services app healthy, sqlite healthy; free 5.0 GB" in shown
+    assert "services app healthy, sqlite healthy\n" in shown and "free 5.0 GB;" in shown
     assert all(len(line) <= 80 for line in shown.splitlines())
 
 
@@ -131,7 +131,7 @@ def test_faults_are_named_with_what_to_do() -> None:
               "ready": {"status": 503, "body": {"detail": "database is locked"}}}  # fmt: skip
     report["containers"] = [{**HEALTHY["containers"][0], "health": "unhealthy"}]
     judged = status.judge(HOST, "prod", report)
-    assert judged.lock == "held by ann@laptop since 2026-12-02T16:00:00Z"
+    assert judged.lock == "held by ann@laptop since 2026-12-02 16:00Z"
     assert judged.problems == [
         "web1: service app is unhealthy; see `nox -s logs -- prod app --host web1`",
         "web1: /readyz answered 503 (database is locked)",
