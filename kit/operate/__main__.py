@@ -153,7 +153,13 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     top = parser()
-    arguments = top.parse_args(argv)
+    arguments, extra = top.parse_known_args(argv)
+    # argparse gives a list of positionals only the words before the first option, so
+    # `logs prod -i hosts.ini app` leaves `app` over: it is a service all the same.
+    if arguments.verb == "logs" and not any(word.startswith("-") for word in extra):
+        arguments.services += extra
+    elif extra:
+        top.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return console.exit_status(
             lambda: arguments.handler(arguments), failures=(UsageError,), failure_status=2

@@ -57,7 +57,7 @@ def test_status_of_healthy_hosts_shows_every_field(deployed: Lab) -> None:
     assert all(len(line) <= 80 for line in lines), lines
     for host in deployed.hosts:
         row = next(line for line in lines if line.startswith(host.name + " "))
-        assert f"{version['APP_VERSION']}-{version['APP_REVISION']}" in row
+        assert f"{version['APP_VERSION']}-{version['APP_REVISION'][:7]}" in row
         assert release.image_id.removeprefix("sha256:")[:12] in row
         assert row.rstrip().endswith(schema.head())
     assert done.stdout.count("services app healthy, sqlite healthy\n") == 2
@@ -91,7 +91,8 @@ def test_status_names_an_unreachable_host(tmp_path: Path, deployed: Lab) -> None
     inventory = tmp_path / "inventory.ini"
     closed = ports.free_port()
     inventory.write_text(
-        deployed.inventory.read_text() + f"gone ansible_host=127.0.0.1 ansible_port={closed}\n"
+        deployed.inventory.read_text()
+        + f"\n[prod]\ngone ansible_host=127.0.0.1 ansible_port={closed}\n"
     )
     done = operate(inventory, "status")
     assert done.returncode == 1

@@ -78,6 +78,7 @@ def test_a_local_host_runs_the_command_here(listing) -> None:
         (["exec", "prod", "--host", "web1", "app"], "name the command to run after the service"),
         (["backup", "prod"], "the following arguments are required: --host"),
         (["status"], "the following arguments are required: ENV"),
+        (["status", "prod", "web1"], "unrecognized arguments: web1"),
     ],
 )
 def test_usage_errors_are_one_line_and_exit_2(args, message) -> None:
