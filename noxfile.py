@@ -8,6 +8,9 @@ functions here only wire arguments through.
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
+
 import nox
 
 nox.needs_version = ">=2024.3.2"
@@ -145,3 +148,81 @@ def drills(session: nox.Session) -> None:
     """Attack the prod stack and test hosts: reports/drills.*; `-- --quick` < 5 min."""
     install_dev_tools(session)
     session.run("python", "-m", "drills", *session.posargs)
+
+
+# The operating sessions share one virtualenv with the pinned tool chain, installed only
+# when the lock changes: `nox -s status` then costs the status itself, not a pip check
+# in each of eight session venvs.
+OPERATE_VENV = Path(".nox/operate-tools")
+
+
+def operate_python(session: nox.Session) -> str:
+    """The shared operating venv's python, (re)installed from DEV_LOCK when it changed."""
+    python = OPERATE_VENV / "bin" / "python"
+    stamp = OPERATE_VENV / "dev-lock.sha256"
+    wanted = hashlib.sha256(Path(DEV_LOCK).read_bytes()).hexdigest()
+    if not python.exists() or not stamp.exists() or stamp.read_text() != wanted:
+        session.run(f"python{PYTHON}", "-m", "venv", "--clear", str(OPERATE_VENV), external=True)
+        pip = [str(python), "-m", "pip", "install", "--quiet"]
+        session.run(*pip, "--require-hashes", "-r", DEV_LOCK, external=True)
+        session.run(*pip, "--no-deps", "--no-build-isolation", "-e", ".", external=True)
+        stamp.write_text(wanted)
+    return str(python)
+
+
+def operate(session: nox.Session, verb: str) -> None:
+    """`python -m kit.operate VERB` with the posargs; its usage errors name the session."""
+    if not session.posargs or session.posargs[0].startswith("-"):
+        session.run(operate_python(session), "-m", "kit.operate", verb, "--help", external=True)
+        session.error(f"Usage: nox -s {verb} -- ENV ... (see above)")
+    session.run(
+        operate_python(session), "-m", "kit.operate", verb, *session.posargs, external=True
+    )
+
+
+@nox.session(venv_backend="none", default=False)
+def status(session: nox.Session) -> None:
+    """Each host's release, health, schema, free space, backup, lock: `-- prod [--json]`."""
+    operate(session, "status")
+
+
+@nox.session(venv_backend="none", default=False)
+def logs(session: nox.Session) -> None:
+    """All hosts' logs: `-- prod [SERVICE] [--host H] [--since 10m] [--follow] [--grep T]`."""
+    operate(session, "logs")
+
+
+@nox.session(name="exec", venv_backend="none", default=False)
+def exec_(session: nox.Session) -> None:
+    """A command in a service of one host, exiting with its status: `-- prod --host H app CMD`."""
+    operate(session, "exec")
+
+
+@nox.session(venv_backend="none", default=False)
+def shell(session: nox.Session) -> None:
+    """The SQLite shell on one host's live database: `-- prod --host H`."""
+    operate(session, "shell")
+
+
+@nox.session(venv_backend="none", default=False)
+def audit(session: nox.Session) -> None:
+    """The last deploys, rollbacks and restores in each host's audit log: `-- prod [--last N]`."""
+    operate(session, "audit")
+
+
+@nox.session(venv_backend="none", default=False)
+def rollback(session: nox.Session) -> None:
+    """Every host of an environment back to its previous release: `-- prod [--to IMAGE]`."""
+    operate(session, "rollback")
+
+
+@nox.session(venv_backend="none", default=False)
+def backup(session: nox.Session) -> None:
+    """An online backup of one host, fetched to build/backups/: `-- prod --host H`."""
+    operate(session, "backup")
+
+
+@nox.session(venv_backend="none", default=False)
+def restore(session: nox.Session) -> None:
+    """One host's database from a backup on its volume: `-- prod --host H /backups/app-….db`."""
+    operate(session, "restore")

@@ -18,7 +18,6 @@ from typing import Any
 from bench import build_times, deploy_times, http_load, report, targets
 from harness import machine
 from kit import console, image
-from kit.console import KitError
 from kit.docker_cli import engine_ready
 
 REPORTS = Path("reports")
@@ -141,14 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="reduced run, under 3 minutes")
     arguments = parser.parse_args(argv)
-    try:
-        return run(arguments.quick)
-    except KitError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    return console.exit_status(lambda: run(arguments.quick))
 
 
 if __name__ == "__main__":

@@ -59,14 +59,11 @@ def main(argv: list[str] | None = None) -> int:
         "--only", nargs="+", metavar="NAME", help=f"run only these: {', '.join(catalog.NAMES)}"
     )
     arguments = parser.parse_args(argv)
-    try:
-        return run(arguments.quick, arguments.only)
-    except (KitError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+    return console.exit_status(
+        lambda: run(arguments.quick, arguments.only),
+        failures=(KitError, ValueError),
+        failure_status=2,
+    )
 
 
 if __name__ == "__main__":

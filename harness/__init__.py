@@ -5,6 +5,6 @@ Docker test hosts), `playbook` (ansible-playbook runs with per-host results), `l
 (hosts, inventory, key and releases together), and the small facts every one of them
 needs: `repo`, `ports`, `secret_files`, `machine`, `commands`.
 
-Development tooling: it may use the development requirements (httpx, ansible-runner);
+Development tooling: it may use the development requirements (ansible-runner, PyYAML);
 the kit's build path (kit/) never imports it.
 """

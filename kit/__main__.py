@@ -13,7 +13,7 @@ import argparse
 import sys
 
 from kit import base_image, console, debs, env_file, image, stack, wheelhouse
-from kit.console import KitError, human_bytes
+from kit.console import human_bytes
 from kit.docker_cli import engine_ready
 
 
@@ -99,15 +99,12 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = parser().parse_args(argv)
-    try:
+
+    def command() -> int:
         arguments.handler(arguments)
-    except KitError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
-    return 0
+        return 0
+
+    return console.exit_status(command)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,30 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
 class KitError(Exception):
     """A failure the user can act on; its message is the one line that says how."""
+
+
+def exit_status(
+    command: Callable[[], int],
+    *,
+    failures: tuple[type[Exception], ...] = (KitError,),
+    failure_status: int = 1,
+) -> int:
+    """Run a command line's COMMAND for its exit status: one of FAILURES becomes one
+    `error:` line on stderr and FAILURE_STATUS, an interrupt 130, never a traceback."""
+    try:
+        return command()
+    except failures as error:
+        print(f"error: {error}", file=sys.stderr)
+        return failure_status
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
 
 
 def say(message: str) -> None:

@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
 from harness import hosts
 from harness.commands import docker
+from harness.hosts import Host
 from harness.lab import Lab
 from harness.playbook import bin_dir
 from harness.repo import ANSIBLE_DIR
@@ -181,25 +184,28 @@ def _verify(lab: Lab, release) -> str:
     return " ".join(run.output.split())
 
 
+@contextmanager
+def _edited(host: Host, path: str, edit: str) -> Iterator[None]:
+    """PATH on HOST changed by the shell command EDIT (given PATH as its last word), and
+    put back afterwards."""
+    host.sh(f"cp {path} /root/edited.orig && {edit} {path}")
+    try:
+        yield
+    finally:
+        host.sh(f"cp /root/edited.orig {path}")
+
+
 def test_the_parity_proof_fails_on_every_real_difference(lab: Lab, releases) -> None:
     web1, web2 = lab.prod
     controller = docker("compose", "version", "--short").stdout.strip()
     assert web1.sh("docker compose version --short").stdout.strip() != controller
     built = f"Hosts differ from the local build {releases['v1'].image}:"
     # An edited compose file.
-    web1.sh("cp /opt/webapp/compose/compose.yaml /root/compose.yaml")
-    web1.sh("echo '# edited by hand' >> /opt/webapp/compose/compose.yaml")
-    try:
+    with _edited(web1, "/opt/webapp/compose/compose.yaml", "echo '# edited by hand' >>"):
         assert f"{built} web1 (compose_files)" in _verify(lab, releases["v1"])
-    finally:
-        web1.sh("cp /root/compose.yaml /opt/webapp/compose/compose.yaml")
     # A changed env value in the file: the containers no longer follow it either.
-    web2.sh("cp /opt/webapp/.env.prod /root/env.prod")
-    web2.sh("sed -i 's/^LOG_LEVEL=.*/LOG_LEVEL=DEBUG/' /opt/webapp/.env.prod")
-    try:
+    with _edited(web2, "/opt/webapp/.env.prod", "sed -i 's/^LOG_LEVEL=.*/LOG_LEVEL=DEBUG/'"):
         assert f"{built} web2 (env_file, containers)" in _verify(lab, releases["v1"])
-    finally:
-        web2.sh("cp /root/env.prod /opt/webapp/.env.prod")
     # A changed env value in the running container only, the files untouched.
     web2.sh("cd /opt/webapp && LOG_LEVEL=DEBUG docker compose --env-file .env.prod up -d app")
     assert f"{built} web2 (containers)" in _verify(lab, releases["v1"])

@@ -4,7 +4,9 @@ WebTest app whose every test runs inside one outer transaction that is rolled ba
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,24 @@ def settings_for(path: Path, **overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(**values)
+
+
+@contextmanager
+def tmpfs(mountpoint: Path, options: str) -> Iterator[Path]:
+    """A real tmpfs mounted at MOUNTPOINT with mount OPTIONS (needs root and mount), for
+    disks that are full or read-only for real; the test is skipped where mounting fails."""
+    mountpoint.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mountpoint)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs ({options}) here: {mounted.stderr.decode().strip()}")
+    try:
+        yield mountpoint
+    finally:
+        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
 def migrated_engine(path: Path, **engine_options: Any) -> Engine:

@@ -21,7 +21,7 @@ import pytest
 from webapp.db import schema
 from webapp.ops import backup, cli
 
-from .conftest import migrated_engine
+from .conftest import migrated_engine, tmpfs
 
 
 @pytest.fixture
@@ -368,20 +368,9 @@ def test_serve_refuses_an_unusable_backup_directory_at_once(database, tmp_path, 
 
 
 def test_upgrade_into_a_read_only_directory_says_so(tmp_path, monkeypatch, capsys):
-    mountpoint = tmp_path / "ro"
-    mountpoint.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as mountpoint:
         monkeypatch.setenv("DATABASE_URL", f"sqlite:///{mountpoint}/app.db")
         assert run("db", "upgrade") == 1
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "is not writable by uid" in err
 
@@ -480,21 +469,10 @@ def test_revision_autogenerate_needs_a_database_at_head(database, tmp_path, monk
 
 
 def test_revision_into_a_read_only_package_says_so(database, tmp_path, monkeypatch, capsys):
-    mountpoint = tmp_path / "ro"
-    mountpoint.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "ro", "size=4m") as mountpoint:
         _copy_migrations(mountpoint / "migrations", monkeypatch)
         subprocess.run(["mount", "-o", "remount,ro", str(mountpoint)], check=True)
         assert run("db", "revision", "-m", "x") == 1
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("webapp: db revision: cannot write the new revision to ")

@@ -180,60 +180,55 @@ def test_gunicorn_serves_every_route_and_logs_json_access_lines(server):
         json.loads(line)  # error log: JSON lines too
 
 
-def test_declared_ten_megabytes_get_413_before_any_body_is_sent(server):
-    base, _proc = server
+def _raw_post(
+    base: str, framing: bytes, body: list[bytes], *, headers_only: bool = False
+) -> bytes:
+    """POST /api/notes over a raw socket: FRAMING is the Content-Length or
+    Transfer-Encoding header line, BODY the pieces sent one after another. The reply is
+    read to its end, or with HEADERS_ONLY to the end of its headers."""
     host, port = base.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
         sock.sendall(
             b"POST /api/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Content-Length: 10485760\r\nConnection: close\r\n\r\n"
+            + framing
+            + b"Connection: close\r\n\r\n"
         )
-        # Not one byte of the body is sent: the answer must not wait for it.
+        for piece in body:
+            sock.sendall(piece)
         reply = b""
-        while b"\r\n\r\n" not in reply:
+        while not (headers_only and b"\r\n\r\n" in reply):
             chunk = sock.recv(65536)
             if not chunk:
                 break
             reply += chunk
+    return reply
+
+
+def _chunked(*pieces: bytes) -> list[bytes]:
+    return [b"%x\r\n%s\r\n" % (len(piece), piece) for piece in pieces] + [b"0\r\n\r\n"]
+
+
+def test_declared_ten_megabytes_get_413_before_any_body_is_sent(server):
+    base, _proc = server
+    # Not one byte of the body is sent: the answer must not wait for it.
+    reply = _raw_post(base, b"Content-Length: 10485760\r\n", [], headers_only=True)
     assert reply.startswith(b"HTTP/1.1 413")
     assert b"application/problem+json" in reply
 
 
 def test_chunked_body_over_the_limit_is_413(server):
     base, _proc = server
-    host, port = base.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"POST /api/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        )
-        chunk = b"a" * 65536
-        # 16 x 64 KiB is the limit exactly; 100 bytes more go over it. The server stops
-        # reading there, so only those few bytes are left in flight when it answers.
-        for piece in [chunk] * 16 + [b"b" * 100]:
-            sock.sendall(b"%x\r\n%s\r\n" % (len(piece), piece))
-        sock.sendall(b"0\r\n\r\n")
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
+    # 16 x 64 KiB is the limit exactly; 100 bytes more go over it. The server stops
+    # reading there, so only those few bytes are left in flight when it answers.
+    pieces = [b"a" * 65536] * 16 + [b"b" * 100]
+    reply = _raw_post(base, b"Transfer-Encoding: chunked\r\n", _chunked(*pieces))
     assert reply.startswith(b"HTTP/1.1 413")
     assert b"application/problem+json" in reply
 
 
 def test_small_chunked_body_is_accepted(server):
     base, _proc = server
-    host, port = base.removeprefix("http://").split(":")
-    body = b'{"title": "chunked"}'
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(
-            b"POST /api/notes HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            b"Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-            + b"%x\r\n%s\r\n0\r\n\r\n"
-            % (len(body), body)
-        )
-        reply = b""
-        while chunk := sock.recv(65536):
-            reply += chunk
+    reply = _raw_post(base, b"Transfer-Encoding: chunked\r\n", _chunked(b'{"title": "chunked"}'))
     assert reply.startswith(b"HTTP/1.1 201")
 
 

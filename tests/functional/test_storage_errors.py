@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
-import subprocess
 import threading
 from pathlib import Path
 
@@ -17,7 +16,7 @@ from sqlalchemy.pool import QueuePool
 from webapp.config import make_app
 from webapp.db import engine as db
 
-from .conftest import migrated_engine, settings_for
+from .conftest import migrated_engine, settings_for, tmpfs
 
 BIG = "x" * 100_000
 
@@ -60,19 +59,8 @@ def test_page_limit_full_is_507_reads_work_and_writes_recover(tmp_path):
 @pytest.fixture
 def small_disk(tmp_path):
     """A real 2 MiB file system, so the disk itself runs out (needs root and mount)."""
-    mountpoint = tmp_path / "small"
-    mountpoint.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mountpoint)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
+    with tmpfs(tmp_path / "small", "size=2m") as mountpoint:
         yield mountpoint
-    finally:
-        subprocess.run(["umount", "-l", str(mountpoint)], check=False)
 
 
 def _fill(directory: Path) -> Path:

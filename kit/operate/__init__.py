@@ -1,0 +1,1 @@
+"""Operating the deployed servers: status, logs, exec, shell, audit, and the playbook wrappers."""
