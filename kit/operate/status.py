@@ -19,9 +19,14 @@ from kit.operate.inventory import Host
 PROBE = Path(__file__).with_name("host_probe.py")
 WIDTH = 80
 NONE = "—"
-# Fields that other parts of the stack report in /readyz, read where they are present:
-# the proxy's live release slot and the replica's lag behind the database.
-READY_FIELDS = {"slot": ("slot",), "replica_lag_s": ("replica_lag_s", "lag_s")}
+# Fields that other parts of the stack report in /readyz, read where they are present, as
+# paths into its answer: the proxy's live release slot, and the replica block that the
+# app adds when REPLICA_URL is set.
+READY_FIELDS = {
+    "slot": ("slot",),
+    "replica_lag_s": ("replica", "lag_s"),
+    "replica_verified": ("replica", "last_verified_at"),
+}
 
 
 @dataclass
@@ -39,6 +44,7 @@ class HostStatus:
     lock: str = NONE
     slot: str = NONE
     replica_lag_s: str = NONE
+    replica_verified: str = NONE
     problems: list[str] = field(default_factory=list)
 
 
@@ -52,13 +58,12 @@ def _when(stamp: str) -> str:
     return NONE
 
 
-def _ready_field(body: Any, names: tuple[str, ...]) -> str:
-    for scope in (body, body.get("details") if isinstance(body, dict) else None):
-        if isinstance(scope, dict):
-            for name in names:
-                if scope.get(name) is not None:
-                    return str(scope[name])
-    return NONE
+def _ready_field(body: Any, path: tuple[str, ...]) -> str:
+    for key in path:
+        if not isinstance(body, dict) or body.get(key) is None:
+            return NONE
+        body = body[key]
+    return str(body)
 
 
 def judge(host: Host, environment: str, report: dict[str, Any]) -> HostStatus:
@@ -103,8 +108,10 @@ def judge(host: Host, environment: str, report: dict[str, Any]) -> HostStatus:
     if lock:
         status.lock = f"held by {lock.get('by', 'unknown')} since {_when(lock.get('since', ''))}"
     ready = report.get("ready") or {}
-    for name, keys in READY_FIELDS.items():
-        setattr(status, name, _ready_field(ready.get("body"), keys))
+    for name, path in READY_FIELDS.items():
+        setattr(status, name, _ready_field(ready.get("body"), path))
+    if status.replica_verified != NONE:
+        status.replica_verified = _when(status.replica_verified)
     if containers and ready.get("status") != 200:
         reason = ready.get("error") or (ready.get("body") or {}).get("detail") or "no reason"
         status.problems.append(
@@ -160,7 +167,12 @@ def table(statuses: list[HostStatus]) -> str:
         free = human_bytes(s.free_bytes) if s.free_bytes is not None else NONE
         lines.append(_fit(f"{indent}services {services}"))
         lines.append(_fit(f"{indent}free {free}; backup {s.last_backup}; previous {s.previous}"))
-        lines.append(_fit(f"{indent}lock {s.lock}; slot {s.slot}; replica lag {s.replica_lag_s}"))
+        lines.append(_fit(f"{indent}lock {s.lock}; slot {s.slot}"))
+        lines.append(
+            _fit(f"{indent}replica lag {s.replica_lag_s} s; verified {s.replica_verified}")
+            if s.replica_lag_s != NONE
+            else _fit(f"{indent}replica {NONE}")
+        )
     return "\n".join(lines)
 
 

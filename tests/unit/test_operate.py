@@ -104,7 +104,10 @@ HEALTHY: dict[str, Any] = {
     ],
     "sqlite": {"schema": "0001", "free_bytes": "5000000000",
                "last_backup": "app-20261202T161500Z.db"},
-    "ready": {"status": 200, "body": {"status": "ok", "details": {"slot": "blue"}}},
+    "ready": {"status": 200, "body": {
+        "status": "ok", "slot": "blue",
+        "replica": {"lag_s": 0.4, "last_verified_at": "2026-12-02T16:20:00Z"},
+    }},
 }  # fmt: skip
 
 
@@ -121,9 +124,11 @@ def test_a_healthy_report_has_every_field_within_80_columns() -> None:
         "2026-12-02 16:15Z",
         "webapp:0-fff",
     )
-    assert (judged.slot, judged.replica_lag_s, judged.lock) == ("blue", "—", "—")
+    assert (judged.slot, judged.lock) == ("blue", "—")
+    assert (judged.replica_lag_s, judged.replica_verified) == ("0.4", "2026-12-02 16:20Z")
     shown = status.table([judged])
     assert "services app healthy, sqlite healthy\n" in shown and "free 5.0 GB;" in shown
+    assert "replica lag 0.4 s; verified 2026-12-02 16:20Z" in shown
     assert all(len(line) <= 80 for line in shown.splitlines())
 
 
