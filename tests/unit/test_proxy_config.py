@@ -277,3 +277,16 @@ def test_cli_usage_errors_are_one_line() -> None:
     assert result.returncode == 2
     assert result.stderr.startswith("webapp: python -m webapp proxy: argument")
     assert result.stderr.count("\n") == 1
+
+
+def test_nox_up_prints_the_proxy_s_url(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kit import stack
+
+    monkeypatch.chdir(REPO)
+    for name in ("WEBAPP_PUBLIC_ADDRESS", "WEBAPP_HTTP_PORT", "WEBAPP_DOMAIN", "WEBAPP_TLS"):
+        monkeypatch.delenv(name, raising=False)
+    assert stack.url("dev") == "http://127.0.0.1:8080/"
+    assert stack.url("prod") == "http://127.0.0.1:80/"
+    tls = {"WEBAPP_DOMAIN": "notes.example.com"}
+    assert stack.url("prod", tls) == "https://notes.example.com:443/"
+    assert stack.url("prod", {**tls, "WEBAPP_TLS": "off"}) == "http://127.0.0.1:80/"
