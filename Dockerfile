@@ -67,13 +67,13 @@ RUN set -eu; \
 WORKDIR /
 
 # A fixed UID/GID so that volumes and host-side secret files can be owned ahead of time.
-# /data and /backups exist in the image, owned by that user, so that a fresh named volume
-# mounted there is created writable for it.
+# /data, /backups and /run/webapp (the app's socket for the proxy) exist in the image,
+# owned by that user, so that a fresh named volume mounted there is created writable for it.
 RUN groupadd --system --gid 10001 webapp \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home \
         --shell /usr/sbin/nologin webapp \
-    && mkdir -p /app /data /backups \
-    && chown webapp:webapp /data /backups
+    && mkdir -p /app /data /backups /run/webapp \
+    && chown webapp:webapp /data /backups /run/webapp
 
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONPATH=/app \
@@ -89,7 +89,8 @@ COPY webapp/ /app/webapp/
 RUN python -m compileall -q /app/webapp >/dev/null && python -m webapp.sqlite_floor
 
 USER 10001:10001
-EXPOSE 8000
+# 8000: Gunicorn (the stack keeps it inside); 80 and 443: the proxy service.
+EXPOSE 8000 80 443
 
 # Readiness, not liveness: healthy means the db is reachable and at head. urllib because
 # the image carries no curl.

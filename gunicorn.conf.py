@@ -38,10 +38,15 @@ try:
 except settings.ConfigError as exc:
     _fail(str(exc))
 
-bind = _env("GUNICORN_BIND")
+bind = [_env("GUNICORN_BIND")]
+# The edge proxy forwards over a unix socket on a volume the two containers share; where
+# that volume is not mounted (Gunicorn run on a host), there is no proxy to serve.
+_socket = _env("WEBAPP_SOCKET")
+if os.path.isdir(os.path.dirname(_socket)):
+    bind.append(f"unix:{_socket}")
 metrics_port = _int_env("WEBAPP_METRICS_PORT")
-_bind_host, _, _bind_port = bind.rpartition(":")
-if bind.startswith("unix:"):
+_bind_host, _, _bind_port = bind[0].rpartition(":")
+if bind[0].startswith("unix:"):
     _bind_host, _bind_port = "127.0.0.1", ""
 if _bind_port == str(metrics_port):
     # The app's port may be published to the world; the metrics must never be on it.
@@ -82,7 +87,8 @@ accesslog = "-"
 errorlog = "-"
 loglevel = _app_settings.log_level.lower()
 logger_class = "webapp.ops.gunicorn_logging.JsonLogger"
-# Honour X-Forwarded-* only from a proxy on the same host.
+# Honour X-Forwarded-* only from a proxy on the same host; Gunicorn also trusts every
+# peer of a unix socket, which only the edge proxy can reach.
 forwarded_allow_ips = "127.0.0.1"
 # Bound request lines and headers so slow or hostile clients cannot grow them.
 limit_request_line = 8190

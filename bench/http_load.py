@@ -34,6 +34,8 @@ SCENARIOS = {
     "baseline_hello": ("baseline", "hello"),
     "baseline_sqlite_insert": ("baseline", "insert"),
     "get_note": ("app", "get_note"),
+    # The same reads through the edge proxy (Caddy, then the unix socket): its overhead.
+    "proxy_get_note": ("proxy", "get_note"),
     "list": ("app", "list"),
     "search": ("app", "search"),
     "create_note": ("app", "create_note"),
@@ -55,6 +57,8 @@ class Stack:
         self.app_port = free_port()
         self.baseline_port = free_port()
         self.metrics_port = free_port()
+        self.proxy_port = free_port()
+        self.proxy_tls_port = free_port()
 
     def overrides(self, workers: int, threads: int) -> dict[str, str]:
         return {
@@ -63,6 +67,9 @@ class Stack:
             "WEBAPP_PORT": str(self.app_port),
             "WEBAPP_METRICS_PORT": str(self.metrics_port),
             "WEBAPP_BIND_ADDRESS": "127.0.0.1",
+            "WEBAPP_PUBLIC_ADDRESS": "127.0.0.1",
+            "WEBAPP_HTTP_PORT": str(self.proxy_port),
+            "WEBAPP_HTTPS_PORT": str(self.proxy_tls_port),
             "BENCH_BASELINE_PORT": str(self.baseline_port),
             "GUNICORN_WORKERS": str(workers),
             "GUNICORN_THREADS": str(threads),
@@ -78,7 +85,8 @@ class Stack:
         stack.down("prod", volumes=True, overrides=self.overrides(1, 1))
 
     def url(self, server: str) -> str:
-        port = self.app_port if server == "app" else self.baseline_port
+        ports = {"app": self.app_port, "proxy": self.proxy_port, "baseline": self.baseline_port}
+        port = ports[server]
         return f"http://127.0.0.1:{port}"
 
 
@@ -172,6 +180,7 @@ def flat_keys(measured: dict[str, Any]) -> dict[str, float]:
         "http.baseline_hello_rps": s["baseline_hello"]["rps"],
         "http.baseline_sqlite_insert_rps": s["baseline_sqlite_insert"]["rps"],
         "http.get_note_rps": s["get_note"]["rps"],
+        "http.proxy_get_note_rps": s["proxy_get_note"]["rps"],
         "http.list_rps": s["list"]["rps"],
         "http.search_rps": s["search"]["rps"],
         "http.create_note_rps": s["create_note"]["rps"],

@@ -11,7 +11,8 @@ from bench.targets import Verdict
 # The key names, in its order: bench.json always holds exactly these.
 KEYS = (
     "http.baseline_hello_rps", "http.baseline_sqlite_insert_rps",
-    "http.get_note_rps", "http.list_rps", "http.search_rps", "http.create_note_rps",
+    "http.get_note_rps", "http.proxy_get_note_rps", "http.list_rps", "http.search_rps",
+    "http.create_note_rps",
     "http.update_note_rps", "http.get_note_p99_ms", "http.create_note_p99_ms", "http.errors",
     "build.cold_s", "build.noop_s", "build.code_change_s", "build.image_bytes",
     "build.base_image_bytes",
@@ -126,13 +127,13 @@ def chart(flat: dict[str, float], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     figure, (http, deploy, redeploy) = plt.subplots(1, 3, figsize=(14, 4.5))
-    names = ["hello", "insert", "get", "list", "search", "create", "update"]
+    names = ["hello", "insert", "get", "get (proxy)", "list", "search", "create", "update"]
     keys = [
-        "baseline_hello_rps", "baseline_sqlite_insert_rps", "get_note_rps", "list_rps",
-        "search_rps", "create_note_rps", "update_note_rps",
+        "baseline_hello_rps", "baseline_sqlite_insert_rps", "get_note_rps",
+        "proxy_get_note_rps", "list_rps", "search_rps", "create_note_rps", "update_note_rps",
     ]  # fmt: skip
     values = [flat[f"http.{key}"] for key in keys]
-    colours = ["#999999", "#999999"] + ["#3b6ea5"] * 5
+    colours = ["#999999", "#999999"] + ["#3b6ea5"] * 6
     bars = http.bar(names, values, color=colours)
     http.bar_label(bars, fmt="%.0f", fontsize=8)
     http.set_title("HTTP req/s (grey: bare ceilings)")

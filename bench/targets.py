@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from harness import image_budget
+
 MB = 1_000_000
 
 
@@ -25,6 +27,7 @@ def _ratio(results: dict[str, float], top: str, bottom: str) -> float:
 def evaluate(results: dict[str, float]) -> list[Verdict]:
     """One verdict per target; `results` is the flat key → value dict of bench.json."""
     get_ratio = _ratio(results, "http.get_note_rps", "http.baseline_hello_rps")
+    proxy_ratio = _ratio(results, "http.proxy_get_note_rps", "http.get_note_rps")
     create_ratio = _ratio(results, "http.create_note_rps", "http.baseline_sqlite_insert_rps")
     bytes_ratio = _ratio(
         results, "deploy.code_change_bytes_per_host", "deploy.naive_bytes_per_host"
@@ -32,6 +35,11 @@ def evaluate(results: dict[str, float]) -> list[Verdict]:
     over_base = results["build.image_bytes"] - results["build.base_image_bytes"]
     return [
         Verdict("get_note_rps ≥ 0.6 x baseline_hello_rps", get_ratio >= 0.6, f"{get_ratio:.2f} x"),
+        Verdict(
+            "proxy_get_note_rps ≥ 0.8 x get_note_rps",
+            proxy_ratio >= 0.8,
+            f"{proxy_ratio:.2f} x",
+        ),
         Verdict(
             "create_note_rps ≥ 0.5 x baseline_sqlite_insert_rps",
             create_ratio >= 0.5,
@@ -53,8 +61,8 @@ def evaluate(results: dict[str, float]) -> list[Verdict]:
             f"{bytes_ratio:.4f} x",
         ),
         Verdict(
-            "image ≤ base image + 60 MB",
-            over_base <= 60 * MB,
+            f"image ≤ {image_budget.describe()}",
+            over_base <= image_budget.MAX_GROWTH,
             f"+{over_base / MB:.1f} MB",
         ),
     ]

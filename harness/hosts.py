@@ -80,6 +80,9 @@ class Host:
     container: str
     ssh_port: int
     app_port: int | None
+    # The server's port 80 (the proxy's), published on the real machine's 127.0.0.1: a
+    # request there arrives at the server from outside, as a client's would.
+    public_port: int | None = None
 
     def sh(
         self, command: str, check: bool = True, timeout: float = SH_TIMEOUT_S
@@ -98,7 +101,7 @@ def start(name: str, image: str, public_key: Path, *, systemd: bool) -> Host:
     container = f"webapp-test-{name}-{os.getpid()}"
     docker("rm", "-f", "-v", container, check=False)
     docker("volume", "rm", f"{container}-docker", check=False)
-    ports = ["-p", "127.0.0.1::22", "-p", "127.0.0.1::8000"]
+    ports = ["-p", "127.0.0.1::22", "-p", "127.0.0.1::8000", "-p", "127.0.0.1::80"]
     extra = ["--tmpfs", "/run", "--tmpfs", "/run/lock"] if systemd else []
     docker(
         "run", "-d", "--name", container, "--hostname", name, *RUN_FLAGS, *ports, *extra,
@@ -106,7 +109,13 @@ def start(name: str, image: str, public_key: Path, *, systemd: bool) -> Host:
         "-v", f"{public_key}:/root/.ssh/authorized_keys:ro",
         image,
     )  # fmt: skip
-    host = Host(name, container, _published(container, 22), _published(container, 8000))
+    host = Host(
+        name,
+        container,
+        _published(container, 22),
+        _published(container, 8000),
+        _published(container, 80),
+    )
     wait_for_ssh(host)
     return host
 

@@ -37,6 +37,9 @@ class Stack:
     # The checkout the compose files are used from; a copy lets a test edit the source.
     checkout: Path = ROOT
     metrics_port: int = field(default_factory=free_port)
+    # The proxy's ports, published on 127.0.0.1 like the app's.
+    http_port: int = field(default_factory=free_port)
+    https_port: int = field(default_factory=free_port)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -46,6 +49,9 @@ class Stack:
             WEBAPP_PORT=str(self.port),
             WEBAPP_METRICS_PORT=str(self.metrics_port),
             WEBAPP_BIND_ADDRESS="127.0.0.1",
+            WEBAPP_HTTP_PORT=str(self.http_port),
+            WEBAPP_HTTPS_PORT=str(self.https_port),
+            WEBAPP_PUBLIC_ADDRESS="127.0.0.1",
             WEBAPP_IMAGE=self.image,
             SQLITE_HEALTHCHECK_INTERVAL=FAST_HEALTH,
             APP_HEALTHCHECK_INTERVAL=FAST_HEALTH,

@@ -113,7 +113,7 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
             name: hashlib.sha256(Path(name).read_bytes()).hexdigest() for name in compose_files
         },
         "project": values["COMPOSE_PROJECT_NAME"],
-        "port": values["WEBAPP_PORT"],
+        "port": health_port(values),
         "secret_required": values["APP_ENV"] == "prod",
         "image": record["image"],
         "image_id": record["id"],
@@ -121,6 +121,16 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
         "revision": record.get("revision", "unknown"),
         "schema_head": head,
     }
+
+
+def health_port(values: dict[str, str]) -> str:
+    """The host port the deploy's checks reach the app on: the proxy's HTTP port, so that
+    they see what clients see. With TLS that port only redirects, and a certificate for
+    the domain cannot be checked against 127.0.0.1: the app's own loopback port then."""
+    tls = values.get("WEBAPP_TLS") or ("acme" if values.get("WEBAPP_DOMAIN") else "off")
+    if tls != "off":
+        return values["WEBAPP_PORT"]
+    return values.get("WEBAPP_HTTP_PORT") or ENV_FILE_VARIABLES["WEBAPP_HTTP_PORT"].default or "80"
 
 
 def schema_head(image: str, image_id: str, cache: Path = HEADS) -> str:

@@ -69,9 +69,13 @@ def url(environment: str, overrides: dict[str, str] | None = None) -> str:
     values = env_file.parse(env_file.path_for(environment))
     values.update({k: v for k, v in os.environ.items() if k in values})
     values.update(overrides or {})
-    address = values.get("WEBAPP_BIND_ADDRESS", "127.0.0.1")
-    host = "127.0.0.1" if address in ("", "0.0.0.0") else address  # noqa: S104 (a URL, not a bind)
-    return f"http://{host}:{values.get('WEBAPP_PORT', '8000')}/"
+    # The stack's door is the proxy: its HTTPS port when it certifies a domain.
+    domain = values.get("WEBAPP_DOMAIN", "")
+    if domain and values.get("WEBAPP_TLS", "") != "off":
+        return f"https://{domain}:{values.get('WEBAPP_HTTPS_PORT') or '443'}/"
+    address = values.get("WEBAPP_PUBLIC_ADDRESS") or "0.0.0.0"  # noqa: S104 (a URL, not a bind)
+    host = "127.0.0.1" if address == "0.0.0.0" else address  # noqa: S104 (a URL, not a bind)
+    return f"http://{host}:{values.get('WEBAPP_HTTP_PORT') or '80'}/"
 
 
 def up(

@@ -5,10 +5,11 @@ is secret, and which programs read it:
 
 - ``app``: this module, when the web app or `python -m webapp db` starts;
 - ``gunicorn``: gunicorn.conf.py, before any worker starts;
+- ``proxy``: webapp/ops/proxy_config.py, when the proxy service builds Caddy's config;
 - ``compose``: the compose files, from the env file (`.env.dev`, `.env.prod`) or the shell.
   These are the only names an env file may hold. One that the app or Gunicorn reads too
-  is forwarded to the app container (tests/unit/test_settings_table.py holds compose/ to
-  exactly that);
+  is forwarded to the app container, one the proxy reads to the proxy container
+  (tests/unit/test_settings_table.py holds compose/ to exactly that);
 - ``deploy``: kit/deploy_plan.py and the playbook's preflight, on the controller, before
   any host is contacted: every value of the env file, and the prod key.
 
@@ -32,7 +33,7 @@ from urllib.parse import urlsplit
 
 from webapp import sqlite_floor
 
-READERS = ("app", "gunicorn", "compose", "deploy")
+READERS = ("app", "gunicorn", "proxy", "compose", "deploy")
 
 
 class ConfigError(Exception):
@@ -209,6 +210,7 @@ class SecretKey(Rule):
 
 
 APP_ENVS = ("dev", "prod")
+TLS_MODES = ("acme", "internal", "off")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEV_SECRET = "dev-only-insecure-secret-key-not-for-production-use"  # noqa: S105 - refused in prod
 SECRET_KEY_RULE = SecretKey(
@@ -258,6 +260,7 @@ def by(readers: str) -> frozenset[str]:
 
 _STACK = by("compose deploy")  # set in the env files; compose reads them there
 _GUNICORN = by("gunicorn compose deploy")  # set in the env files, forwarded to the app
+_PROXY = by("proxy compose deploy")  # set in the env files, forwarded to the proxy
 
 VARIABLES: dict[str, Variable] = {
     variable.name: variable
@@ -266,9 +269,10 @@ VARIABLES: dict[str, Variable] = {
         Variable(
             "APP_ENV",
             OneOf(APP_ENVS),
-            by("app compose deploy"),
+            by("app proxy compose deploy"),
             required=by("app compose deploy"),
-            meaning="the environment; prod refuses dev keys and GUNICORN_RELOAD=1",
+            meaning="the environment; prod refuses dev keys and GUNICORN_RELOAD=1, and its "
+            "proxy sends HSTS",
         ),
         Variable(
             "DATABASE_URL",
@@ -426,6 +430,76 @@ VARIABLES: dict[str, Variable] = {
             default="3600",
             meaning="seconds between verified test restores of the replica",
         ),
+        # The edge proxy (Caddy): what it listens on, its TLS, and where the app is.
+        Variable(
+            "WEBAPP_DOMAIN",
+            Pattern(
+                "a DNS name such as notes.example.com",
+                r"(?i)(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?",
+            ),
+            _PROXY,
+            default="",
+            meaning="the public host name; empty serves plain HTTP for any host name",
+        ),
+        Variable(
+            "WEBAPP_TLS",
+            OneOf(TLS_MODES),
+            _PROXY,
+            default="",
+            meaning="acme (a certificate from an ACME CA), internal (a local CA, its root on "
+            "the proxy_data volume) or off; empty means acme with a domain, off without",
+        ),
+        Variable(
+            "WEBAPP_ACME_EMAIL",
+            Pattern("an e-mail address such as ops@example.com", r"[^@\s]+@[^@\s]+"),
+            _PROXY,
+            default="",
+            meaning="acme: the account's contact address; empty registers without one",
+        ),
+        Variable(
+            "WEBAPP_ACME_CA",
+            Pattern("an ACME directory URL such as https://acme.example/dir", r"https://\S+"),
+            _PROXY,
+            default="",
+            meaning="acme: the CA's directory URL; empty uses Let's Encrypt, then ZeroSSL",
+        ),
+        Variable(
+            "WEBAPP_ACME_CA_ROOT",
+            Text("a PEM file inside the proxy container"),
+            by("proxy"),
+            default="",
+            meaning="acme: a root certificate to trust for the CA's own HTTPS (a test CA); "
+            "empty trusts the system roots",
+        ),
+        Variable(
+            "WEBAPP_HTTP_PORT",
+            WholeNumber(1, 65535),
+            _PROXY,
+            default="80",
+            meaning="the proxy's HTTP port, in its container and on the host (dev: 8080)",
+        ),
+        Variable(
+            "WEBAPP_HTTPS_PORT",
+            WholeNumber(1, 65535),
+            _PROXY,
+            default="443",
+            meaning="the proxy's HTTPS port, in its container and on the host (dev: 8443)",
+        ),
+        Variable(
+            "WEBAPP_PUBLIC_ADDRESS",
+            IPAddress("an IP address such as 0.0.0.0 (Compose publishes on addresses only)"),
+            _STACK,
+            default="0.0.0.0",  # noqa: S104 - the proxy is the stack's public door
+            meaning="the host address the proxy's ports are published on (dev: 127.0.0.1)",
+        ),
+        Variable(
+            "WEBAPP_SOCKET",
+            Pattern("an absolute path such as /run/webapp/gunicorn.sock", r"/\S+"),
+            by("gunicorn proxy"),
+            default="/run/webapp/gunicorn.sock",
+            meaning="the unix socket Gunicorn listens on and the proxy forwards to, on the "
+            "volume the two share; the stack keeps the default",
+        ),
         # The stack: what the env files give compose, checked by the deploy plan.
         Variable(
             "COMPOSE_FILE",
@@ -499,7 +573,7 @@ VARIABLES: dict[str, Variable] = {
             DURATION,
             _STACK,
             default="1s",
-            meaning="how often the app service is checked",
+            meaning="how often the app and proxy services are checked",
         ),
         Variable(
             "APP_CPUS",
@@ -524,6 +598,14 @@ VARIABLES: dict[str, Variable] = {
             _STACK,
             default="256M",
             meaning="prod: the sqlite service's memory limit",
+        ),
+        Variable("PROXY_CPUS", CPUS, _STACK, default="1", meaning="prod: the proxy's CPU limit"),
+        Variable(
+            "PROXY_MEMORY",
+            SIZE,
+            _STACK,
+            default="256M",
+            meaning="prod: the proxy's memory limit",
         ),
         Variable(
             "LOG_MAX_SIZE",
@@ -553,7 +635,9 @@ VARIABLES: dict[str, Variable] = {
 
 def _advice(variable: Variable) -> str:
     advice = f"set it to {variable.rule.expected}"
-    if variable.default is not None:
+    if variable.default == "":
+        advice += " (or leave it empty)"
+    elif variable.default is not None:
         advice += f" (or unset it for {variable.default})"
     return advice
 

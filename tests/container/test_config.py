@@ -55,7 +55,11 @@ def test_dev_config_validates_with_bind_mounted_source_and_reload() -> None:
     binds = {v["target"]: v for v in app["volumes"] if v["type"] == "bind"}
     assert Path(binds["/app/webapp"]["source"]) == ROOT / "webapp"
     assert app["ports"][0]["host_ip"] == "127.0.0.1"
-    assert app["ports"][0]["published"] == "8080"
+    assert app["ports"][0]["published"] == "8081"
+    # The dev URL is the proxy's, on loopback and unprivileged ports.
+    proxy = config["services"]["proxy"]
+    published = {(port["host_ip"], port["published"], port["target"]) for port in proxy["ports"]}
+    assert published == {("127.0.0.1", "8080", 8080), ("127.0.0.1", "8443", 8443)}
 
 
 def test_prod_config_validates_with_hardening(tmp_path: Path) -> None:
@@ -63,7 +67,7 @@ def test_prod_config_validates_with_hardening(tmp_path: Path) -> None:
     secret.write_text("x" * 40)
     config = rendered("prod", WEBAPP_SECRET_KEY_FILE=str(secret))
     assert config["name"] == "webapp-prod"
-    for name in ("app", "sqlite"):
+    for name in ("app", "sqlite", "proxy"):
         service = config["services"][name]
         assert service["restart"] == "unless-stopped"
         assert service["read_only"] is True
@@ -81,6 +85,12 @@ def test_prod_config_validates_with_hardening(tmp_path: Path) -> None:
     assert config["secrets"]["secret_key"]["file"] == str(secret)
     assert app["ports"][0]["host_ip"] == "127.0.0.1"
     assert "secrets" not in config["services"]["sqlite"]
+    # The proxy is the public door: 80 and 443 on every interface, and no key.
+    proxy = config["services"]["proxy"]
+    published = {(port["host_ip"], port["published"], port["target"]) for port in proxy["ports"]}
+    assert published == {("0.0.0.0", "80", 80), ("0.0.0.0", "443", 443)}
+    assert "secrets" not in proxy
+    assert proxy["sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "0"}
 
 
 def test_both_services_share_the_image_and_the_data_volume() -> None:

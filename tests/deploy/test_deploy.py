@@ -16,7 +16,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from harness import hosts
+from harness import hosts, http
 from harness.commands import docker
 from harness.hosts import Host
 from harness.lab import Lab
@@ -102,6 +102,12 @@ def test_first_deploy_serves_on_every_host_and_matches_the_build(lab: Lab, relea
         status, page = lab.http(host, "GET", "/api/notes")
         assert status == 200 and page["items"] == []
         assert lab.service_image(host) == releases["v1"].image_id
+        # From outside the server, on port 80 with the repository's .env.prod as it is:
+        # through the proxy, which publishes on all of the server's interfaces.
+        assert host.public_port is not None
+        outside = http.once(host.public_port, "GET", "/api/notes")
+        assert outside.status == 200 and outside.json()["items"] == []
+        assert "Caddy" in outside.headers["Via"]
         modes = host.sh(
             "stat -c '%U %a %n' /opt/webapp/.env.prod /opt/webapp/compose/compose.yaml; "
             "stat -c '%u %a %n' /opt/webapp/secrets/secret_key"

@@ -38,10 +38,21 @@ def test_no_requests_is_no_success() -> None:
     assert slow_clients.Tally().success_rate == 0.0
 
 
-def test_talkers_never_end_their_headers_and_readers_do() -> None:
-    talker = slow_clients.slow_request(reader=False)
-    reader = slow_clients.slow_request(reader=True)
+def test_talkers_never_end_their_headers_bodies_and_readers_do() -> None:
+    talker = slow_clients.slow_request("talker")
+    body = slow_clients.slow_request("body")
+    reader = slow_clients.slow_request("reader")
     assert b"\r\n\r\n" not in talker and reader.endswith(b"\r\n\r\n")
     # Under Gunicorn's 100-field limit, so the server cannot cut a talker short.
     assert talker.count(b"\r\n") - 1 < 100
     assert talker.startswith(b"GET /?slow=") and b"Host: 127.0.0.1\r\n" in talker
+    head, _, rest = body.partition(b"\r\n\r\n")
+    assert body.startswith(b"POST /api/notes?slow=")
+    assert f"Content-Length: {len(rest)}".encode() in head
+    assert len(rest) == slow_clients.BODY_BYTES
+
+
+def test_the_attack_opens_the_same_number_of_each_kind() -> None:
+    slow = slow_clients.Slowloris(1, per_kind=3)
+    kinds = [connection.kind for connection in slow.connections]
+    assert kinds == ["talker"] * 3 + ["body"] * 3 + ["reader"] * 3

@@ -33,6 +33,7 @@ def _by(reader: str) -> set[str]:
 
 IN_CONTAINERS = _by("app") | _by("gunicorn")  # what a container's environment may hold
 FORWARDED = _by("compose") & IN_CONTAINERS  # env file -> compose -> app container
+TO_PROXY = _by("compose") & _by("proxy")  # env file -> compose -> proxy container
 
 
 def _strings(node: Any, *, skip: str) -> list[str]:
@@ -91,6 +92,15 @@ def test_compose_forwards_every_variable_the_table_gives_the_app_container() -> 
         assert match is not None and match["name"] == name, f"{name}: {forwarded!r}"
 
 
+def test_compose_forwards_every_variable_the_table_gives_the_proxy_container() -> None:
+    base = yaml.safe_load((REPO / "compose" / "compose.yaml").read_text())
+    environment = base["services"]["proxy"]["environment"]
+    assert set(environment) == TO_PROXY
+    for name in TO_PROXY:
+        match = INTERPOLATION.fullmatch(str(environment[name]))
+        assert match is not None and match["name"] == name, f"{name}: {environment[name]!r}"
+
+
 @pytest.mark.parametrize("service", ["app", "sqlite"])
 def test_no_container_gets_a_variable_the_table_does_not_know(service: str) -> None:
     assert set(_environment(service)) <= IN_CONTAINERS
@@ -108,7 +118,7 @@ CANDIDATES = ["0", "1", "2", "20", "64", "65", "256", "3600", "3601", "10000000"
               "LOUD", "\u0661"]  # fmt: skip
 
 
-@pytest.mark.parametrize("name", sorted(FORWARDED))
+@pytest.mark.parametrize("name", sorted(FORWARDED | TO_PROXY))
 def test_a_value_the_deploy_plan_passes_is_one_the_container_accepts(name: str) -> None:
     for value in CANDIDATES:
         try:
