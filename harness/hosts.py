@@ -178,9 +178,14 @@ def ssh_key(key: Path) -> Path:
     return public
 
 
-def inventory(path: Path, key: Path, groups: dict[str, list[Host]]) -> Path:
+def inventory(
+    path: Path,
+    key: Path,
+    groups: dict[str, list[Host]],
+    env_overrides: dict[str, str] | None = None,
+) -> Path:
     """An inventory of GROUPS (name: hosts) beside the controller's own [dev] group.
-    Hosts of [prod] get the env override a test host needs."""
+    Hosts of [prod] get the env override a test host needs, and ENV_OVERRIDES."""
     common = (
         f"ansible_host=127.0.0.1 ansible_user=root ansible_ssh_private_key_file={key} "
         "ansible_ssh_common_args='-o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null' "
@@ -188,7 +193,7 @@ def inventory(path: Path, key: Path, groups: dict[str, list[Host]]) -> Path:
     )
     # Inside a test host the app must listen on all its interfaces, or the port
     # published on the real machine's 127.0.0.1 could not reach it.
-    overrides = json.dumps({"WEBAPP_BIND_ADDRESS": "0.0.0.0"})  # noqa: S104
+    overrides = json.dumps({"WEBAPP_BIND_ADDRESS": "0.0.0.0", **(env_overrides or {})})  # noqa: S104
     lines = [
         "[dev]",
         f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",

@@ -49,6 +49,17 @@ def bad_value(key: str, value: str) -> str | None:
     return variable.rule.expected
 
 
+def replica_problem(where: str, values: dict[str, str]) -> None:
+    """Refuse an sftp:// REPLICA_URL without its pinned host key."""
+    if values.get("REPLICA_URL", "").startswith("sftp://") and not values.get(
+        "WEBAPP_REPLICA_HOST_KEY"
+    ):
+        raise KitError(
+            f"{where}: REPLICA_URL is sftp:// but WEBAPP_REPLICA_HOST_KEY is not set; add the "
+            "server's key line (`ssh-keyscan -t ed25519 HOST`), an unpinned server is refused"
+        )
+
+
 def secret_problem(key: str) -> str | None:
     """Why the prod key would be refused by the app (never showing it), or None."""
     if not key:
@@ -91,6 +102,8 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
             f"{path}: WEBAPP_METRICS_PORT={ports[1]} is WEBAPP_PORT too; give the metrics "
             "a port of their own"
         )
+    replica = values.get("REPLICA_URL", "")
+    replica_problem(str(path), values)
     compose_files = values["COMPOSE_FILE"].split(":")
     absent = [name for name in compose_files if not Path(name).is_file()]
     if absent:
@@ -115,6 +128,7 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
         "project": values["COMPOSE_PROJECT_NAME"],
         "port": health_port(values),
         "secret_required": values["APP_ENV"] == "prod",
+        "replica_url": replica,
         "image": record["image"],
         "image_id": record["id"],
         "version": record.get("version", "unknown"),
@@ -149,7 +163,14 @@ def schema_head(image: str, image_id: str, cache: Path = HEADS) -> str:
 def render(environment: str, image: str, overrides: dict[str, str], out: Path) -> dict[str, Any]:
     values = env_file.parse(Path(f".env.{environment}"))
     values["WEBAPP_IMAGE"] = image
+    for key, value in overrides.items():
+        expected = bad_value(key, value) if key in ENV_FILE_VARIABLES else "a setting of the stack"
+        if expected is not None:
+            raise KitError(
+                f"webapp_env_overrides: {key}={value!r} is not valid; set it to {expected}"
+            )
     values.update(overrides)
+    replica_problem(f"this host's env (.env.{environment} and webapp_env_overrides)", values)
     text = "".join(f"{key}={value}\n" for key, value in values.items())
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
@@ -164,6 +185,7 @@ def render(environment: str, image: str, overrides: dict[str, str], out: Path) -
         # The services a healthy host runs; the deploy skips `compose up` only when each
         # of these runs healthy on the planned image and nothing else does.
         "services": sorted(services.stdout.split()),
+        "replica_url": values.get("REPLICA_URL", ""),
     }
 
 

@@ -417,6 +417,14 @@ VARIABLES: dict[str, Variable] = {
             meaning="the SSH private key for an sftp:// REPLICA_URL (mode 0600)",
         ),
         Variable(
+            "WEBAPP_REPLICA_KEY_FILE",
+            Text("the path of the SSH private key's file"),
+            _STACK,
+            default="/dev/null",
+            meaning="prod: the sftp:// replica's private key file on the host, mounted into "
+            "the sqlite service as REPLICA_KEY_FILE; /dev/null: no key",
+        ),
+        Variable(
             "REPLICA_MAX_LAG",
             WholeNumber(1, 86_400),
             by("app compose deploy"),

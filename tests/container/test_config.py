@@ -84,7 +84,11 @@ def test_prod_config_validates_with_hardening(tmp_path: Path) -> None:
     assert "SECRET_KEY" not in app["environment"]
     assert config["secrets"]["secret_key"]["file"] == str(secret)
     assert app["ports"][0]["host_ip"] == "127.0.0.1"
-    assert "secrets" not in config["services"]["sqlite"]
+    # The sqlite service gets the replica's SSH key only, never the app's key.
+    sqlite = config["services"]["sqlite"]
+    assert [secret["source"] for secret in sqlite["secrets"]] == ["replica_key"]
+    assert sqlite["environment"]["REPLICA_KEY_FILE"] == "/run/secrets/replica_key"
+    assert config["secrets"]["replica_key"]["file"] == "/dev/null"
     # The proxy is the public door: 80 and 443 on every interface, and no key.
     proxy = config["services"]["proxy"]
     published = {(port["host_ip"], port["published"], port["target"]) for port in proxy["ports"]}

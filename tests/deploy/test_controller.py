@@ -74,6 +74,15 @@ def test_the_metrics_cannot_share_the_apps_host_port(project: Path, ports: str) 
         deploy_plan.check("prod", ["prod"], project / "image.json")
 
 
+def test_an_sftp_replica_needs_a_pinned_host_key(project: Path) -> None:
+    with (project / ".env.prod").open("a") as env:
+        env.write("REPLICA_URL=sftp://replica@backup.example/srv/webapp\n")
+    with pytest.raises(
+        KitError, match=r"REPLICA_URL is sftp:// but WEBAPP_REPLICA_HOST_KEY is not"
+    ):
+        deploy_plan.check("prod", ["prod"], project / "image.json")
+
+
 def test_a_missing_build_record_says_to_build(project: Path) -> None:
     with pytest.raises(KitError, match=r"image\.json is missing; run `nox -s build` first"):
         deploy_plan.check("prod", ["prod"], project / "image.json")

@@ -111,6 +111,9 @@ def test_sftp_needs_a_pinned_host_key_and_a_readable_key_file(tmp_path):
     missing = str(tmp_path / "absent")
     with pytest.raises(settings.ConfigError, match=r"REPLICA_KEY_FILE='.*absent' cannot be read"):
         replica.load({**pinned, "REPLICA_KEY_FILE": missing})
+    # What the prod stack mounts when the host names no key file.
+    with pytest.raises(settings.ConfigError, match="REPLICA_KEY_FILE='/dev/null' is empty"):
+        replica.load({**pinned, "REPLICA_KEY_FILE": "/dev/null"})
     key = tmp_path / "id_ed25519"
     key.write_text("private\n")
     loaded = replica.load({**pinned, "REPLICA_KEY_FILE": str(key)})

@@ -82,6 +82,12 @@ def load(
                 f"REPLICA_KEY_FILE={key_file!r} cannot be read; check the path and that "
                 "the service user may read it"
             )
+        # The prod stack mounts /dev/null there when the host names no key file.
+        if not Path(key_file).read_bytes().strip():
+            raise settings.ConfigError(
+                f"REPLICA_KEY_FILE={key_file!r} is empty; give the stack the SSH private key "
+                "(WEBAPP_REPLICA_KEY_FILE: its file on the host, UID 10001, mode 0600)"
+            )
     return ReplicaSettings(
         url=url,
         max_lag_s=int(max_lag),

@@ -11,7 +11,7 @@
 # files as they are now (its config-hash label equals `config --hash`); one started by
 # hand with other values is stale, and the deploy brings it back in line.
 #
-# The secret key's hash is salted (WEBAPP_SALT is new each run), so what a verbose play
+# The secret key's and the replica key's hashes are salted (WEBAPP_SALT is new each run), so what a verbose play
 # prints cannot be matched against anything outside that run.
 set -eu
 
@@ -21,7 +21,7 @@ for path in $WEBAPP_PATHS; do
         digest=-
     elif [ ! -f "$path" ]; then
         continue
-    elif [ "$path" = secrets/secret_key ]; then
+    elif [ "$path" = secrets/secret_key ] || [ "$path" = secrets/replica_key ]; then
         digest=$({ printf '%s' "$WEBAPP_SALT"; cat "$path"; } | sha256sum | cut -d ' ' -f 1)
     else
         digest=$(sha256sum <"$path" | cut -d ' ' -f 1)
