@@ -59,7 +59,11 @@ def test_dev_config_validates_with_bind_mounted_source_and_reload() -> None:
     # The dev URL is the proxy's, on loopback and unprivileged ports.
     proxy = config["services"]["proxy"]
     published = {(port["host_ip"], port["published"], port["target"]) for port in proxy["ports"]}
-    assert published == {("127.0.0.1", "8080", 8080), ("127.0.0.1", "8443", 8443)}
+    assert published == {
+        ("127.0.0.1", "8080", 8080),
+        ("127.0.0.1", "8443", 8443),
+        ("127.0.0.1", "9183", 9183),
+    }
 
 
 def test_prod_config_validates_with_hardening(tmp_path: Path) -> None:
@@ -85,10 +89,17 @@ def test_prod_config_validates_with_hardening(tmp_path: Path) -> None:
     assert config["secrets"]["secret_key"]["file"] == str(secret)
     assert app["ports"][0]["host_ip"] == "127.0.0.1"
     assert "secrets" not in config["services"]["sqlite"]
-    # The proxy is the public door: 80 and 443 on every interface, and no key.
+    # The proxy is the public door: 80 and 443 on every interface, its own metrics on
+    # loopback only, and no key.
     proxy = config["services"]["proxy"]
     published = {(port["host_ip"], port["published"], port["target"]) for port in proxy["ports"]}
-    assert published == {("0.0.0.0", "80", 80), ("0.0.0.0", "443", 443)}
+    assert published == {
+        ("0.0.0.0", "80", 80),
+        ("0.0.0.0", "443", 443),
+        ("127.0.0.1", "9182", 9182),
+    }
+    replicator = config["services"]["sqlite"]["ports"]
+    assert [(port["host_ip"], port["published"]) for port in replicator] == [("127.0.0.1", "9184")]
     assert "secrets" not in proxy
     assert proxy["sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "0"}
 
