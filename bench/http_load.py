@@ -59,6 +59,8 @@ class Stack:
         self.metrics_port = free_port()
         self.proxy_port = free_port()
         self.proxy_tls_port = free_port()
+        self.proxy_metrics_port = free_port()
+        self.replica_metrics_port = free_port()
 
     def overrides(self, workers: int, threads: int) -> dict[str, str]:
         return {
@@ -70,6 +72,8 @@ class Stack:
             "WEBAPP_PUBLIC_ADDRESS": "127.0.0.1",
             "WEBAPP_HTTP_PORT": str(self.proxy_port),
             "WEBAPP_HTTPS_PORT": str(self.proxy_tls_port),
+            "WEBAPP_PROXY_METRICS_PORT": str(self.proxy_metrics_port),
+            "WEBAPP_REPLICA_METRICS_PORT": str(self.replica_metrics_port),
             "BENCH_BASELINE_PORT": str(self.baseline_port),
             "GUNICORN_WORKERS": str(workers),
             "GUNICORN_THREADS": str(threads),

@@ -40,6 +40,9 @@ class Stack:
     # The proxy's ports, published on 127.0.0.1 like the app's.
     http_port: int = field(default_factory=free_port)
     https_port: int = field(default_factory=free_port)
+    # The proxy's and the replicator's own metrics, on 127.0.0.1.
+    proxy_metrics_port: int = field(default_factory=free_port)
+    replica_metrics_port: int = field(default_factory=free_port)
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
@@ -51,6 +54,8 @@ class Stack:
             WEBAPP_BIND_ADDRESS="127.0.0.1",
             WEBAPP_HTTP_PORT=str(self.http_port),
             WEBAPP_HTTPS_PORT=str(self.https_port),
+            WEBAPP_PROXY_METRICS_PORT=str(self.proxy_metrics_port),
+            WEBAPP_REPLICA_METRICS_PORT=str(self.replica_metrics_port),
             WEBAPP_PUBLIC_ADDRESS="127.0.0.1",
             WEBAPP_IMAGE=self.image,
             SQLITE_HEALTHCHECK_INTERVAL=FAST_HEALTH,

@@ -32,7 +32,13 @@ HEADS = Path("build/deploy/schema-heads.json")
 # What an env file may hold: the variables compose reads (webapp/settings.py).
 ENV_FILE_VARIABLES = {name: v for name, v in settings.VARIABLES.items() if "compose" in v.readers}
 REQUIRED_KEYS = tuple(name for name, v in ENV_FILE_VARIABLES.items() if "deploy" in v.required)
-PUBLISHED_PORTS = ("WEBAPP_PORT", "WEBAPP_METRICS_PORT")
+# Published on the host's 127.0.0.1 side by side, so no two may share a port.
+PUBLISHED_PORTS = (
+    "WEBAPP_PORT",
+    "WEBAPP_METRICS_PORT",
+    "WEBAPP_PROXY_METRICS_PORT",
+    "WEBAPP_REPLICA_METRICS_PORT",
+)
 
 
 def bad_value(key: str, value: str) -> str | None:
@@ -95,13 +101,15 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
         expected = bad_value(key, value)
         if expected is not None:
             raise KitError(f"{path}: {key}={value!r} is not valid; set it to {expected}")
-    # Both are published on the host: one port cannot serve the app and its metrics.
-    ports = [values.get(key) or ENV_FILE_VARIABLES[key].default for key in PUBLISHED_PORTS]
-    if ports[0] == ports[1]:
-        raise KitError(
-            f"{path}: WEBAPP_METRICS_PORT={ports[1]} is WEBAPP_PORT too; give the metrics "
-            "a port of their own"
-        )
+    taken: dict[str, str] = {}
+    for key in PUBLISHED_PORTS:
+        port = values.get(key) or ENV_FILE_VARIABLES[key].default or ""
+        if port in taken:
+            raise KitError(
+                f"{path}: {key}={port} is {taken[port]} too; give each published port "
+                "a port of its own"
+            )
+        taken[port] = key
     replica = values.get("REPLICA_URL", "")
     replica_problem(str(path), values)
     compose_files = values["COMPOSE_FILE"].split(":")

@@ -390,6 +390,23 @@ VARIABLES: dict[str, Variable] = {
             meaning="the port of the Prometheus metrics (/metrics), in the container and "
             "on the host's 127.0.0.1; never the app's port",
         ),
+        Variable(
+            "WEBAPP_PROXY_METRICS_PORT",
+            WholeNumber(1, 65535),
+            _PROXY,
+            default="9182",
+            meaning="the port of the proxy's own Prometheus metrics (Caddy's /metrics), in "
+            "its container and on the host's 127.0.0.1 (dev: 9183); never a public port",
+        ),
+        Variable(
+            "WEBAPP_REPLICA_METRICS_PORT",
+            WholeNumber(1, 65535),
+            by("app compose deploy"),
+            default="9184",
+            meaning="the port of the replicator's own Prometheus metrics (Litestream's "
+            "/metrics) when REPLICA_URL is set, in the sqlite container and on the host's "
+            "127.0.0.1 (dev: 9185)",
+        ),
         # Off-host replication (webapp/ops/replica.py): the sqlite service runs the
         # replicator, the app shows its lag.
         Variable(

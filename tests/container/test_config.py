@@ -59,7 +59,11 @@ def test_dev_config_validates_with_bind_mounted_source_and_reload() -> None:
     # The dev URL is the proxy's, on loopback and unprivileged ports.
     proxy = config["services"]["proxy"]
     published = {(port["host_ip"], port["published"], port["target"]) for port in proxy["ports"]}
-    assert published == {("127.0.0.1", "8080", 8080), ("127.0.0.1", "8443", 8443)}
+    assert published == {
+        ("127.0.0.1", "8080", 8080),
+        ("127.0.0.1", "8443", 8443),
+        ("127.0.0.1", "9183", 9183),
+    }
 
 
 def test_prod_config_validates_with_hardening(tmp_path: Path) -> None:
@@ -89,10 +93,17 @@ def test_prod_config_validates_with_hardening(tmp_path: Path) -> None:
     assert [secret["source"] for secret in sqlite["secrets"]] == ["replica_key"]
     assert sqlite["environment"]["REPLICA_KEY_FILE"] == "/run/secrets/replica_key"
     assert config["secrets"]["replica_key"]["file"] == "/dev/null"
-    # The proxy is the public door: 80 and 443 on every interface, and no key.
+    # The proxy is the public door: 80 and 443 on every interface, its own metrics on
+    # loopback only, and no key.
     proxy = config["services"]["proxy"]
     published = {(port["host_ip"], port["published"], port["target"]) for port in proxy["ports"]}
-    assert published == {("0.0.0.0", "80", 80), ("0.0.0.0", "443", 443)}
+    assert published == {
+        ("0.0.0.0", "80", 80),
+        ("0.0.0.0", "443", 443),
+        ("127.0.0.1", "9182", 9182),
+    }
+    replicator = config["services"]["sqlite"]["ports"]
+    assert [(port["host_ip"], port["published"]) for port in replicator] == [("127.0.0.1", "9184")]
     assert "secrets" not in proxy
     assert proxy["sysctls"] == {"net.ipv4.ip_unprivileged_port_start": "0"}
 

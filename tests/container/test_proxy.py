@@ -229,6 +229,64 @@ def test_forwarded_proto_is_trusted_from_the_proxy_only(secure: Stack, root_cert
     assert spoofed.headers["Location"].startswith("http://")
 
 
+def _scrape(port: int) -> str:
+    answer = http.once(port, "GET", "/metrics", timeout=15)
+    assert answer.status == 200, answer.body[:200]
+    return answer.body.decode()
+
+
+def _total(scraped: str, name: str, *labels: str) -> float:
+    """The sum of NAME's samples that carry every one of LABELS (`key="value"`)."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in scraped.splitlines()
+        if line.startswith(name + "{") and all(label in line for label in labels)
+    )
+
+
+def test_the_proxy_s_metrics_are_on_loopback_and_the_stack_network_never_public(
+    plain: Stack,
+) -> None:
+    assert via_proxy(plain, "GET", "/api/notes?limit=1").status == 200
+    scraped = _scrape(plain.proxy_metrics_port)
+    # Caddy names a route's first handler: the app's route starts with log_append.
+    app = ('host="_other"', 'server="app"')
+    assert _total(scraped, "caddy_http_requests_total", *app) >= 1
+    assert _total(scraped, "caddy_http_request_duration_seconds_count", 'code="200"', *app) >= 1
+    upstream = 'upstream="unix//run/webapp/gunicorn.sock"'
+    assert _total(scraped, "caddy_reverse_proxy_upstreams_healthy", upstream) == 1
+    # Through the public port, /metrics is the app's own 404.
+    public = via_proxy(plain, "GET", "/metrics")
+    assert public.status == 404 and b"caddy_" not in public.body
+    published = plain.inspect("proxy")["NetworkSettings"]["Ports"]
+    assert {b["HostIp"] for b in published[f"{plain.proxy_metrics_port}/tcp"]} == {"127.0.0.1"}
+    assert "2019/tcp" not in published  # the admin API stays inside the container
+    status_line = plain.exec(
+        "app",
+        "bash",
+        "-c",
+        f"exec 3<>/dev/tcp/proxy/{plain.proxy_metrics_port} && "
+        "printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3",
+    )
+    assert status_line.split()[1] == "200", status_line
+
+
+def test_with_tls_no_public_port_serves_the_proxy_s_metrics_and_hosts_are_counted(
+    secure: Stack, root_cert: Path
+) -> None:
+    resolve = f"{DOMAIN}:{secure.https_port}:127.0.0.1"
+    answer = curl("--cacert", str(root_cert), "--resolve", resolve, "--include",
+                  f"https://{DOMAIN}:{secure.https_port}/metrics")  # fmt: skip
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.split()[1] == "404" and "caddy_" not in answer.stdout
+    plain_http = curl("--include", f"http://127.0.0.1:{secure.http_port}/metrics")
+    assert plain_http.stdout.startswith("HTTP/1.1 308") and "caddy_" not in plain_http.stdout
+    scraped = _scrape(secure.proxy_metrics_port)
+    # The host label is the request's Host: the domain, with its port unless it is 443.
+    host = (f'host="{DOMAIN}:{secure.https_port}"', 'server="app"')
+    assert _total(scraped, "caddy_http_requests_total", *host) >= 1
+
+
 def test_the_local_ca_survives_a_redeploy(secure: Stack, root_cert: Path) -> None:
     secure.down()
     secure.up()

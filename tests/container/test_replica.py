@@ -1,7 +1,8 @@
 """The prod stack replicating off its volume: the sqlite service ships the database to a
 file:// replica (a host directory mounted into it, standing in for another disk), a new
 stack on fresh volumes restores it before it migrates, and a replica that goes away turns
-the sqlite service unhealthy with the reason in its log."""
+the sqlite service unhealthy with the reason in its log. The replicator's own metrics
+answer on the host's 127.0.0.1 and on the stack's network."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from harness import http
 from harness.repo import APP_UID
 from harness.stack import Stack, wait_for
 
@@ -47,6 +49,28 @@ def _health(stack: Stack) -> str:
     return state
 
 
+def _the_replicator_s_metrics_are_on_loopback_and_the_stack_network(stack: Stack) -> None:
+    answer = http.once(stack.replica_metrics_port, "GET", "/metrics", timeout=15)
+    assert answer.status == 200, answer.body[:200]
+    samples = dict(
+        line.rsplit(" ", 1) for line in answer.body.decode().splitlines() if line[:1] != "#"
+    )
+    assert float(samples['litestream_txid{db="/data/app.db"}']) >= 1
+    assert float(samples['litestream_db_size{db="/data/app.db"}']) > 0
+    assert samples['litestream_sync_error_count{db="/data/app.db"}'] == "0"
+    published = stack.inspect("sqlite")["NetworkSettings"]["Ports"]
+    bindings = published[f"{stack.replica_metrics_port}/tcp"]
+    assert {binding["HostIp"] for binding in bindings} == {"127.0.0.1"}
+    status_line = stack.exec(
+        "app",
+        "bash",
+        "-c",
+        f"exec 3<>/dev/tcp/sqlite/{stack.replica_metrics_port} && "
+        "printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && head -n 1 <&3",
+    )
+    assert status_line.split()[1] == "200", status_line
+
+
 def test_a_new_stack_restores_the_replica_and_a_lost_replica_turns_sqlite_unhealthy(
     stacks: Any, secret_file: Path, tmp_path: Path
 ) -> None:
@@ -71,6 +95,7 @@ def test_a_new_stack_restores_the_replica_and_a_lost_replica_turns_sqlite_unheal
     wait_for(confirmed, attempts=30, pause=1, what="the replica confirming the writes")
     ready = old.request("GET", "/readyz").json()
     assert ready["replica"]["url"] == "file:///replica"
+    _the_replicator_s_metrics_are_on_loopback_and_the_stack_network(old)
     # The server is lost: its stack and volumes go, the replica directory stays.
     old.down(volumes=True)
 

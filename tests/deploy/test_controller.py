@@ -83,6 +83,26 @@ def test_an_sftp_replica_needs_a_pinned_host_key(project: Path) -> None:
         deploy_plan.check("prod", ["prod"], project / "image.json")
 
 
+@pytest.mark.parametrize(
+    ("ports", "message"),
+    [
+        ("WEBAPP_PORT=9182\n", r"WEBAPP_PROXY_METRICS_PORT=9182 is WEBAPP_PORT too"),
+        (
+            "WEBAPP_PORT=8000\nWEBAPP_METRICS_PORT=9184\n",
+            r"WEBAPP_REPLICA_METRICS_PORT=9184 is WEBAPP_METRICS_PORT too",
+        ),
+    ],
+)
+def test_the_proxy_s_and_replicator_s_metrics_need_host_ports_of_their_own(
+    project: Path, ports: str, message: str
+) -> None:
+    (project / ".env.prod").write_text(
+        "COMPOSE_FILE=compose/compose.yaml\nCOMPOSE_PROJECT_NAME=p\nAPP_ENV=prod\n" + ports
+    )
+    with pytest.raises(KitError, match=message):
+        deploy_plan.check("prod", ["prod"], project / "image.json")
+
+
 def test_a_missing_build_record_says_to_build(project: Path) -> None:
     with pytest.raises(KitError, match=r"image\.json is missing; run `nox -s build` first"):
         deploy_plan.check("prod", ["prod"], project / "image.json")

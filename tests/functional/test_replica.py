@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 import webtest
 
+from harness import http
+from harness.ports import free_port
 from webapp import settings
 from webapp.config import make_app
 from webapp.db.engine import make_engine
@@ -63,6 +65,8 @@ def target(tmp_path, monkeypatch) -> ReplicaSettings:
     directory = tmp_path / "replica"
     directory.mkdir()
     monkeypatch.setenv("REPLICA_URL", directory.as_uri())
+    # The replicator's metrics port: a free one, never the default another run may hold.
+    monkeypatch.setenv("WEBAPP_REPLICA_METRICS_PORT", str(free_port()))
     loaded = replica.load()
     assert loaded is not None
     return loaded
@@ -335,6 +339,7 @@ def _serve(
             "PATH": os.environ["PATH"],
             "DATABASE_URL": f"sqlite:///{database}",
             "REPLICA_URL": url,
+            "WEBAPP_REPLICA_METRICS_PORT": str(free_port()),
             **env,
         },
         stdout=subprocess.PIPE,
@@ -436,6 +441,25 @@ def test_a_beat_runs_a_due_test_restore_and_a_dead_child_stops_serving(database,
         replicator._process.wait()
         with pytest.raises(ReplicaError, match="litestream replicate exited with status -9"):
             replicator.beat()
+    finally:
+        replicator.stop()
+
+
+def test_the_replicator_serves_its_own_metrics_and_a_restore_none(database, target):
+    _migrated(database)
+    assert "addr" not in replica.config(target, database)
+    assert replica.config(target, database, metrics=True)["addr"] == f":{target.metrics_port}"
+    replicator = replica_serve.Replicator(target, database)
+    replicator.start()
+    try:
+        replicator.beat()
+        assert target.metrics_port is not None
+        scraped = http.once(target.metrics_port, "GET", "/metrics", timeout=10)
+        assert scraped.status == 200
+        text = scraped.body.decode()
+        assert f'litestream_db_size{{db="{database}"}}' in text
+        assert f'litestream_sync_error_count{{db="{database}"}} 0' in text
+        assert http.once(target.metrics_port, "GET", "/other", timeout=10).status == 404
     finally:
         replicator.stop()
 

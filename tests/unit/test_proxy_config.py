@@ -158,6 +158,30 @@ def test_a_domain_with_tls_off_is_plain_http() -> None:
     assert "tls" not in config(WEBAPP_DOMAIN="notes.example.com", WEBAPP_TLS="off")["apps"]
 
 
+@pytest.mark.parametrize("domain", ["", "a.example"])
+def test_caddy_s_metrics_have_a_server_of_their_own_and_no_public_route(domain: str) -> None:
+    found = config(
+        WEBAPP_DOMAIN=domain,
+        WEBAPP_TLS="internal" if domain else "",
+        WEBAPP_PROXY_METRICS_PORT="9300",
+    )
+    http = found["apps"]["http"]
+    assert http["metrics"] == {"per_host": True}
+    metrics = http["servers"]["metrics"]
+    assert metrics["listen"] == [":9300"]
+    assert metrics["automatic_https"] == {"disable": True}
+    first, rest = metrics["routes"]
+    assert first["match"] == [{"path": ["/metrics"]}]
+    assert first["handle"] == [{"handler": "metrics"}]
+    assert rest["handle"] == [{"handler": "static_response", "status_code": 404}]
+    assert "logs" not in metrics
+    public = [s for name, s in http["servers"].items() if name != "metrics"]
+    assert public and all(":9300" not in s["listen"] for s in public)
+    assert "metrics" not in json.dumps([s["routes"] for s in public])
+    # The admin API, which serves /metrics too, stays inside the container.
+    assert found["admin"]["listen"] == "localhost:2019"
+
+
 @pytest.mark.parametrize(
     ("environ", "message"),
     [
@@ -198,6 +222,18 @@ def test_a_domain_with_tls_off_is_plain_http() -> None:
         ),
         ({"WEBAPP_DOMAIN": "a.example", "WEBAPP_ACME_CA": "http://x/d"}, r"^WEBAPP_ACME_CA='http"),
         ({"WEBAPP_SOCKET": "relative.sock"}, r"^WEBAPP_SOCKET='relative.sock' is not valid"),
+        (
+            {"WEBAPP_HTTP_PORT": "9182"},
+            r"^WEBAPP_PROXY_METRICS_PORT=9182 is WEBAPP_HTTP_PORT too; give the metrics a port",
+        ),
+        (
+            {"WEBAPP_HTTPS_PORT": "8443", "WEBAPP_PROXY_METRICS_PORT": "8443"},
+            r"^WEBAPP_PROXY_METRICS_PORT=8443 is WEBAPP_HTTPS_PORT too",
+        ),
+        (
+            {"WEBAPP_PROXY_METRICS_PORT": "0"},
+            r"^WEBAPP_PROXY_METRICS_PORT='0' is not valid; set it to a whole number",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_naming_the_problem(

@@ -47,6 +47,7 @@ UPSTREAM_IDLE_S = 2
 UPSTREAM_TRY_S = 5
 UPSTREAM_TRY_INTERVAL_MS = 250
 HSTS = "max-age=31536000"
+METRICS_PATH = "/metrics"
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,7 @@ class ProxySettings:
     acme_ca_root: str
     http_port: int
     https_port: int
+    metrics_port: int
     upstreams: tuple[str, ...]  # unix socket paths
 
 
@@ -81,6 +83,7 @@ def load(environ: Mapping[str, str]) -> ProxySettings:
         acme_ca_root=_value("WEBAPP_ACME_CA_ROOT", environ),
         http_port=int(_value("WEBAPP_HTTP_PORT", environ)),
         https_port=int(_value("WEBAPP_HTTPS_PORT", environ)),
+        metrics_port=int(_value("WEBAPP_PROXY_METRICS_PORT", environ)),
         upstreams=(_value("WEBAPP_SOCKET", environ),),
     )
     _check_combination(found)
@@ -108,6 +111,16 @@ def _check_combination(found: ProxySettings) -> None:
             f"WEBAPP_HTTP_PORT and WEBAPP_HTTPS_PORT are both {found.http_port}; "
             "give each its own port"
         )
+    for name, port in (
+        ("WEBAPP_HTTP_PORT", found.http_port),
+        ("WEBAPP_HTTPS_PORT", found.https_port),
+    ):
+        # The public ports must never answer /metrics.
+        if found.metrics_port == port:
+            raise settings.ConfigError(
+                f"WEBAPP_PROXY_METRICS_PORT={port} is {name} too; give the metrics a port "
+                "of their own"
+            )
 
 
 def _request_id_route() -> dict[str, Any]:
@@ -263,13 +276,38 @@ def _issuer(found: ProxySettings) -> dict[str, Any]:
     return issuer
 
 
+def _metrics_server(found: ProxySettings) -> dict[str, Any]:
+    """Caddy's own metrics on a port of their own, which compose publishes on the host's
+    127.0.0.1 only: the public servers have no metrics route at all."""
+    return {
+        "listen": [f":{found.metrics_port}"],
+        "routes": [
+            {
+                "match": [{"path": [METRICS_PATH]}],
+                "handle": [{"handler": "metrics"}],
+                "terminal": True,
+            },
+            {"handle": [{"handler": "static_response", "status_code": 404}]},
+        ],
+        "read_header_timeout": READ_HEADER_S * SECOND,
+        "read_timeout": READ_BODY_S * SECOND,
+        "idle_timeout": CLIENT_IDLE_S * SECOND,
+        "protocols": ["h1"],
+        "automatic_https": {"disable": True},
+        # No access log: a scrape every few seconds would drown the requests that matter.
+    }
+
+
 def caddy_config(found: ProxySettings) -> dict[str, Any]:
     """The whole configuration `caddy run --config` takes."""
     secure = found.tls != "off"
     http: dict[str, Any] = {
         "http_port": found.http_port,
         "https_port": found.https_port,
-        "servers": {"app": _server(found, secure=secure)},
+        "servers": {"app": _server(found, secure=secure), "metrics": _metrics_server(found)},
+        # Requests by server, handler, host (the domain; any other name is `_other`, so a
+        # client cannot grow the label set), code and method; upstream health.
+        "metrics": {"per_host": True},
     }
     if secure:
         http["servers"]["redirect"] = _redirect_server(found)

@@ -46,6 +46,7 @@ class ReplicaSettings:
     verify_interval_s: int
     host_key: str | None = None
     key_file: str | None = None
+    metrics_port: int | None = None  # where the replicator serves its own /metrics
 
     @property
     def kind(self) -> str:
@@ -63,7 +64,8 @@ def load(
     interval = settings.read("REPLICA_VERIFY_INTERVAL", environ)
     host_key = settings.read("WEBAPP_REPLICA_HOST_KEY", environ) or None
     key_file = settings.read("REPLICA_KEY_FILE", environ)
-    assert max_lag is not None and interval is not None  # both have defaults
+    metrics_port = settings.read("WEBAPP_REPLICA_METRICS_PORT", environ)
+    assert max_lag is not None and interval is not None and metrics_port is not None
     if not url:
         return None
     if replicator and urlsplit(url).scheme == "sftp":
@@ -94,6 +96,7 @@ def load(
         verify_interval_s=int(interval),
         host_key=host_key,
         key_file=key_file,
+        metrics_port=int(metrics_port),
     )
 
 
@@ -122,13 +125,20 @@ def replica_entry(replica: ReplicaSettings) -> dict[str, Any]:
     return entry
 
 
-def config(replica: ReplicaSettings, database: Path, socket: Path | None = None) -> dict[str, Any]:
-    """The whole Litestream configuration for one database, with its control socket."""
+def config(
+    replica: ReplicaSettings, database: Path, socket: Path | None = None, *, metrics: bool = False
+) -> dict[str, Any]:
+    """The whole Litestream configuration for one database, with its control socket, and
+    with its metrics server (`metrics`, for the replicator only: a restore serves none)."""
     document: dict[str, Any] = {
         "dbs": [{"path": str(database), "replica": replica_entry(replica)}],
     }
     if socket is not None:
         document["socket"] = {"enabled": True, "path": str(socket)}
+    if metrics and replica.metrics_port is not None:
+        # Every interface of the container, for the stack's network; compose publishes
+        # it on the host's 127.0.0.1 only.
+        document["addr"] = f":{replica.metrics_port}"
     return document
 
 

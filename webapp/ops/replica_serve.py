@@ -78,7 +78,7 @@ class Replicator:
         self._next_verify = time.monotonic() + settings.verify_interval_s
 
     def start(self) -> None:
-        document = replica.config(self.settings, self.database, self.socket)
+        document = replica.config(self.settings, self.database, self.socket, metrics=True)
         self.config.write_text(json.dumps(document, indent=2))
         self.config.chmod(0o600)
         # Its log goes to the service's stderr as it is: Litestream logs one line a event.
