@@ -60,15 +60,15 @@ def test_status_of_healthy_hosts_shows_every_field(deployed: Lab) -> None:
         assert f"{version['APP_VERSION']}-{version['APP_REVISION'][:7]}" in row
         assert release.image_id.removeprefix("sha256:")[:12] in row
         assert row.rstrip().endswith(schema.head())
-    assert done.stdout.count("services app healthy, sqlite healthy\n") == 2
+    assert done.stdout.count("services app healthy, proxy healthy, sqlite healthy\n") == 2
 
     as_json = operate(deployed.inventory, "status", "--json")
     assert as_json.returncode == 0, as_json.stderr
     for entry in json.loads(as_json.stdout):
-        assert entry["services"] == {"app": "healthy", "sqlite": "healthy"}
+        assert entry["services"] == {"app": "healthy", "proxy": "healthy", "sqlite": "healthy"}
         assert entry["schema"] == schema.head() and entry["free_bytes"] > 0
         assert entry["lock"] == "—" and entry["problems"] == []
-        # Reported by the proxy and the replicator where they run; this stack has neither.
+        # No release slots yet, and this stack has no replica.
         assert entry["slot"] == "—" and entry["replica_lag_s"] == "—"
 
 

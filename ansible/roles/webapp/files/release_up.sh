@@ -5,7 +5,9 @@
 #
 # 1. `sqlite` first: the new image migrates the schema and reports healthy while the
 #    old `app` keeps serving from the same volume.
-# 2. Then the rest (`app`): users see one Gunicorn restart, not the whole stack's.
+# 2. Then `app`, on its own: the proxy waits for a healthy app, so a combined `up` would
+#    fail with compose's "dependency failed to start" before a crash loop is named.
+# 3. Then the rest (`proxy`): users see one Gunicorn restart, not the whole stack's.
 # Each step waits for health and fails at once, with the reason in one line on stderr,
 # when a container crash-loops, exits or turns unhealthy; WEBAPP_WAIT_TIMEOUT bounds a
 # release that never gets there. The last line says whether any container changed.
@@ -66,6 +68,8 @@ CRASH_RESTARTS=${WEBAPP_CRASH_RESTARTS:-2}
 before=$(containers)
 compose up --detach --no-build --pull never sqlite
 wait_healthy sqlite
+compose up --detach --no-build --pull never app
+wait_healthy app
 compose up --detach --no-build --pull never --remove-orphans
 wait_healthy
 if [ "$before" = "$(containers)" ]; then
