@@ -4,6 +4,7 @@ WebTest app whose every test runs inside one outer transaction that is rolled ba
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -107,3 +108,24 @@ def make_note(app: webtest.TestApp) -> Any:
         return app.post_json("/api/notes", payload, status=201)
 
     return _make
+
+
+def insert_notes(path: Path, n: int, title: str = "t") -> None:
+    """N notes written straight into the SQLite file at PATH, titled TITLE0, TITLE1, ..."""
+    conn = sqlite3.connect(path, timeout=10)
+    with conn:
+        conn.executemany(
+            "INSERT INTO notes (title, body, tags, created_at, updated_at, version) "
+            "VALUES (?, 'b', '[]', '2026-01-01', '2026-01-01', 1)",
+            [(f"{title}{i}",) for i in range(n)],
+        )
+    conn.close()
+
+
+def count_notes(path: Path) -> int:
+    conn = sqlite3.connect(path)
+    try:
+        count: int = conn.execute("SELECT count(*) FROM notes").fetchone()[0]
+        return count
+    finally:
+        conn.close()

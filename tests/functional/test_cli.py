@@ -21,7 +21,7 @@ import pytest
 from webapp.db import schema
 from webapp.ops import backup, cli
 
-from .conftest import migrated_engine, tmpfs
+from .conftest import count_notes, insert_notes, migrated_engine, tmpfs
 
 
 @pytest.fixture
@@ -35,26 +35,6 @@ def database(tmp_path, monkeypatch) -> Path:
 
 def run(*args: str) -> int:
     return cli.main(list(args))
-
-
-def _count(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        count: int = conn.execute("SELECT count(*) FROM notes").fetchone()[0]
-        return count
-    finally:
-        conn.close()
-
-
-def _insert(path: Path, n: int) -> None:
-    conn = sqlite3.connect(path, timeout=10)
-    with conn:
-        conn.executemany(
-            "INSERT INTO notes (title, body, tags, created_at, updated_at, version) "
-            "VALUES (?, 'b', '[]', '2026-01-01', '2026-01-01', 1)",
-            [(f"t{i}",) for i in range(n)],
-        )
-    conn.close()
 
 
 def test_upgrade_is_idempotent_and_current_and_head_agree(database, capsys):
@@ -117,7 +97,7 @@ def test_config_errors_exit_2_in_one_line(monkeypatch, capsys):
 
 def test_backup_to_directory_and_file_then_restore(database, tmp_path, capsys):
     run("db", "upgrade")
-    _insert(database, 5)
+    insert_notes(database, 5)
     backups = tmp_path / "backups"
     backups.mkdir()
     capsys.readouterr()
@@ -133,16 +113,16 @@ def test_backup_to_directory_and_file_then_restore(database, tmp_path, capsys):
     assert not list(backups.glob(".*"))  # no partial files left behind
     assert sqlite3.connect(made).execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
-    _insert(database, 3)
-    assert _count(database) == 8
+    insert_notes(database, 3)
+    assert count_notes(database) == 8
     assert run("db", "restore", str(made)) == 0
-    assert _count(database) == 5
+    assert count_notes(database) == 5
     assert run("db", "check") == 0
 
 
 def test_restore_refuses_missing_and_corrupt_sources(database, tmp_path, capsys):
     run("db", "upgrade")
-    _insert(database, 2)
+    insert_notes(database, 2)
     capsys.readouterr()
     assert run("db", "restore", str(tmp_path / "missing.db")) == 1
     assert "does not exist" in capsys.readouterr().err
@@ -159,7 +139,7 @@ def test_restore_refuses_missing_and_corrupt_sources(database, tmp_path, capsys)
     capsys.readouterr()
     assert run("db", "restore", str(corrupt)) == 1
     assert "corrupt" in capsys.readouterr().err
-    assert _count(database) == 2  # the live database was never touched
+    assert count_notes(database) == 2  # the live database was never touched
 
 
 def test_backup_errors_are_one_line(database, tmp_path, capsys):

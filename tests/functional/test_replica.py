@@ -25,29 +25,9 @@ from webapp.db.engine import make_engine
 from webapp.ops import cli, replica, replica_serve
 from webapp.ops.replica import ReplicaError, ReplicaSettings, Status, Verified
 
-from .conftest import migrated_engine, settings_for
+from .conftest import count_notes, insert_notes, migrated_engine, settings_for
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB6v3I7pcDh7zAY4VuvNkZOGH2Pm4gUYb0sK1Bv1A9gW"
-
-
-def _insert(path: Path, n: int, title: str = "t") -> None:
-    conn = sqlite3.connect(path, timeout=10)
-    with conn:
-        conn.executemany(
-            "INSERT INTO notes (title, body, tags, created_at, updated_at, version) "
-            "VALUES (?, 'b', '[]', '2026-01-01', '2026-01-01', 1)",
-            [(f"{title}{i}",) for i in range(n)],
-        )
-    conn.close()
-
-
-def _count(path: Path) -> int:
-    conn = sqlite3.connect(path)
-    try:
-        count: int = conn.execute("SELECT count(*) FROM notes").fetchone()[0]
-        return count
-    finally:
-        conn.close()
 
 
 @pytest.fixture
@@ -147,7 +127,7 @@ def test_the_binary_is_the_wheels_litestream():
 
 def test_replicate_then_restore_at_a_point_in_time_then_latest(database, target, tmp_path):
     _migrated(database)
-    _insert(database, 50, "first")
+    insert_notes(database, 50, "first")
     replicator = replica_serve.Replicator(target, database)
     replicator.start()
     try:
@@ -156,7 +136,7 @@ def test_replicate_then_restore_at_a_point_in_time_then_latest(database, target,
         time.sleep(1.5)  # the replica's timestamps have whole seconds
         between = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         time.sleep(1.5)
-        _insert(database, 30, "second")
+        insert_notes(database, 30, "second")
         replicator.beat()
         assert replicator.status.error is None
         status = replica.read_status(database)
@@ -167,15 +147,15 @@ def test_replicate_then_restore_at_a_point_in_time_then_latest(database, target,
         replicator.stop()
     latest = tmp_path / "latest.db"
     replica.restore(target, database, latest)
-    assert _count(latest) == 80 and replica.verify_file(latest) is None
+    assert count_notes(latest) == 80 and replica.verify_file(latest) is None
     earlier = tmp_path / "earlier.db"
     replica.restore(target, database, earlier, at=between)
-    assert _count(earlier) == 50
+    assert count_notes(earlier) == 50
 
 
 def test_verify_restores_to_scratch_and_checks_schema_and_fts(database, target):
     _migrated(database)
-    _insert(database, 20)
+    insert_notes(database, 20)
     replicator = replica_serve.Replicator(target, database)
     replicator.start()
     try:
@@ -193,14 +173,14 @@ def test_verify_file_names_what_is_wrong(tmp_path, database):
     sqlite3.connect(plain).execute("CREATE TABLE t (x)").connection.commit()
     assert "no such table: notes_fts" in (replica.verify_file(plain) or "")
     _migrated(database)
-    _insert(database, 3)
+    insert_notes(database, 3)
     assert replica.verify_file(database) is None
     # A note the full-text index never saw.
     conn = sqlite3.connect(database)
     conn.execute("DROP TRIGGER notes_fts_ai")
     conn.commit()
     conn.close()
-    _insert(database, 1, "unindexed")
+    insert_notes(database, 1, "unindexed")
     assert "FTS5 index fails its integrity-check" in (replica.verify_file(database) or "")
     database.unlink()
     _migrated(database)
@@ -231,7 +211,7 @@ def test_an_empty_database_never_replaces_an_existing_replica(
 ):
     # The old server replicated its notes.
     _migrated(database)
-    _insert(database, 10)
+    insert_notes(database, 10)
     replicator = replica_serve.Replicator(target, database)
     replicator.start()
     try:
@@ -249,11 +229,11 @@ def test_an_empty_database_never_replaces_an_existing_replica(
     code = cli.main([*serve, "--keep", "1"])
     assert code == 1
     assert "already holds a replica; move the database away" in capsys.readouterr().err
-    assert _count(fresh) == 0
+    assert count_notes(fresh) == 0
     # Moved away, it restores instead.
     fresh.unlink()
     assert replica_serve.prepare(target, fresh) == "restored"
-    assert _count(fresh) == 10
+    assert count_notes(fresh) == 10
     assert replica_serve.prepare(target, fresh) == "kept"
 
 
@@ -369,7 +349,7 @@ def test_serve_replicates_and_a_new_server_restores_before_it_migrates(tmp_path,
         _wait_for(ready.exists, proc, "the first ready beat")
         first = replica.read_status(old)
         assert first is not None and first.txid is not None
-        _insert(old, 100)
+        insert_notes(old, 100)
 
         def holds_the_writes() -> bool:
             status = replica.read_status(old)
@@ -388,11 +368,11 @@ def test_serve_replicates_and_a_new_server_restores_before_it_migrates(tmp_path,
     proc = _serve(new, url, ready, tmp_path / "backups-new")
     try:
         _wait_for(ready.exists, proc, "the new server's first ready beat")
-        assert _count(new) == 100
+        assert count_notes(new) == 100
         restored = replica.read_status(new)
         assert restored is not None and restored.txid is not None
         # The new server carries the replica on.
-        _insert(new, 5, "after")
+        insert_notes(new, 5, "after")
 
         def carries_on() -> bool:
             status = replica.read_status(new)
@@ -407,7 +387,7 @@ def test_serve_replicates_and_a_new_server_restores_before_it_migrates(tmp_path,
     target = replica.load({"REPLICA_URL": url})
     assert target is not None
     replica.restore(target, new, tmp_path / "latest.db")
-    assert _count(tmp_path / "latest.db") == 105
+    assert count_notes(tmp_path / "latest.db") == 105
 
 
 def test_readyz_shows_the_replica_lag_without_failing_on_it(database, target, monkeypatch):
@@ -476,7 +456,7 @@ def test_an_unreachable_replica_turns_serve_not_ready_with_the_reason(tmp_path):
         # The target goes away: a file where its directory was, so nothing can be written.
         shutil.rmtree(target)
         target.write_text("not a directory")
-        _insert(database, 1)
+        insert_notes(database, 1)
         _wait_for(lambda: not ready.exists(), proc, "the ready file going away")
     finally:
         proc.send_signal(signal.SIGTERM)
