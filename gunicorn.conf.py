@@ -4,6 +4,7 @@ with one line before any worker starts, and so does a bad app configuration (che
 here, not in each worker, where Gunicorn would print a traceback and keep respawning).
 """
 
+import contextlib
 import logging
 import os
 import sys
@@ -11,7 +12,7 @@ from typing import NoReturn
 
 # Nothing imported here may import prometheus_client (webapp.db does): see prepare().
 from webapp import settings
-from webapp.ops import gunicorn_errors, jsonlog, metrics_server
+from webapp.ops import gunicorn_errors, jsonlog, metrics_server, slots
 
 
 def _fail(message: str) -> NoReturn:
@@ -39,11 +40,16 @@ except settings.ConfigError as exc:
     _fail(str(exc))
 
 bind = [_env("GUNICORN_BIND")]
-# The edge proxy forwards over a unix socket on a volume the two containers share; where
-# that volume is not mounted (Gunicorn run on a host), there is no proxy to serve.
-_socket = _env("WEBAPP_SOCKET")
-if os.path.isdir(os.path.dirname(_socket)):
-    bind.append(f"unix:{_socket}")
+# The edge proxy forwards over this slot's unix socket on a volume the containers share;
+# where that volume is not mounted (Gunicorn run on a host), there is no proxy to serve.
+_socket_dir = _env("WEBAPP_SOCKET_DIR")
+if os.path.isdir(_socket_dir):
+    _slot = _env("WEBAPP_SLOT")
+    bind.append(f"unix:{slots.socket_path(_socket_dir, _slot)}")
+    # A slot drained by an earlier release (or left so by a crash) serves again once
+    # restarted: the proxy's health checks bring it back into rotation.
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(slots.drain_marker(_socket_dir, _slot))
 metrics_port = _int_env("WEBAPP_METRICS_PORT")
 _bind_host, _, _bind_port = bind[0].rpartition(":")
 if bind[0].startswith("unix:"):

@@ -1,5 +1,5 @@
 """Deploy times on SSH + Docker test hosts: the kit's deploy against the naive way, and
-a redeploy under steady load.
+consecutive redeploys and a rollback under mixed traffic through the proxy.
 
 The hosts are the deploy tests' own (harness.lab): containers with sshd and a Docker
 engine, reached only through ports on 127.0.0.1. The kit's deploy is the real
@@ -12,16 +12,14 @@ engine, reached only through ports on 127.0.0.1. The kit's deploy is the real
 
 from __future__ import annotations
 
-import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness import lab as labs
+from harness import redeploys as redeploy_loop
 from harness.commands import docker
 from harness.lab import Lab
 from harness.repo import HOST_COMPOSE, ROOT
@@ -32,8 +30,9 @@ from kit.console import KitError
 LOGS = ROOT / "reports" / "deploy-logs"
 # Bounds for every loop: no deploy and no load run may outlast these.
 DEPLOY_TIMEOUT_S = 900
-LOAD_INTERVAL_S = 0.02
-LOAD_REQUEST_TIMEOUT_S = 5
+# Consecutive code-change redeploys under traffic, then one rollback.
+FULL_REDEPLOYS = 10
+QUICK_REDEPLOYS = 3
 
 
 @contextmanager
@@ -75,82 +74,33 @@ def naive_deploy(lab: Lab, image: str) -> tuple[float, int]:
     return time.monotonic() - started, shipped
 
 
-@dataclass
-class LoadRecord:
-    requests: int = 0
-    failed: int = 0
-    max_gap_ms: float = 0.0
-    max_latency_ms: float = 0.0
-
-
-def steady_load(port: int, stop: threading.Event, record: LoadRecord, limit_s: float) -> None:
-    """GET /api/notes every LOAD_INTERVAL_S until `stop` (or `limit_s`) on 127.0.0.1."""
-    began = last_success = time.monotonic()
-    while not stop.is_set() and time.monotonic() - began < limit_s:
-        sent = time.monotonic()
-        try:
-            url = f"http://127.0.0.1:{port}/api/notes?limit=5"
-            with urllib.request.urlopen(url, timeout=LOAD_REQUEST_TIMEOUT_S) as response:
-                ok = response.status == 200
-                response.read()
-        except OSError:
-            ok = False
-        done = time.monotonic()
-        record.requests += 1
-        record.max_latency_ms = max(record.max_latency_ms, 1000 * (done - sent))
-        if ok:
-            record.max_gap_ms = max(record.max_gap_ms, 1000 * (done - last_success))
-            last_success = done
-        else:
-            record.failed += 1
-        time.sleep(LOAD_INTERVAL_S)
-    record.max_gap_ms = max(record.max_gap_ms, 1000 * (time.monotonic() - last_success))
-
-
-def deploy_under_load(lab: Lab, record_path: Path) -> tuple[float, list[int], LoadRecord]:
-    """Deploy `record_path` while steady requests go to the first host."""
-    record = LoadRecord()
-    stop = threading.Event()
-    loader = threading.Thread(
-        target=steady_load,
-        args=(lab.hosts[0].app_port, stop, record, DEPLOY_TIMEOUT_S + 60),
-        daemon=True,
-    )
-    loader.start()
-    try:
-        time.sleep(1)  # a baseline of successes before the deploy starts
-        seconds, shipped = deploy(lab, record_path)
-        time.sleep(1)  # and after it, so a slow recovery still shows as a gap
-    finally:
-        stop.set()
-        loader.join(timeout=LOAD_REQUEST_TIMEOUT_S + 5)
-    return seconds, shipped, record
-
-
 def measure(
     lab: Lab, releases: dict[str, Path], naive_image: str, *, quick: bool
 ) -> dict[str, Any]:
-    """First deploy, no-change re-run, code-change redeploy, redeploy under load, naive."""
+    """First deploy, no-change re-run, code-change redeploy, redeploys under traffic, naive."""
     out: dict[str, Any] = {}
     with console.step(f"First deploy to {len(lab.hosts)} test host(s)"):
         out["deploy.first_s"], first_bytes = deploy(lab, releases["v1"])
         console.detail(f"{out['deploy.first_s']:.1f} s, shipped {first_bytes} bytes")
     with console.step("No-change re-run"):
         out["deploy.noop_s"], _ = deploy(lab, releases["v1"])
-    if quick:
-        # Quick mode: one code-change deploy, measured while under load, serves both.
-        with console.step("Code-change redeploy under steady load on the first host"):
-            seconds, shipped, load = deploy_under_load(lab, releases["v2"])
-        out["deploy.code_change_s"] = seconds
-    else:
-        with console.step("Code-change redeploy"):
-            out["deploy.code_change_s"], shipped = deploy(lab, releases["v2"])
-        with console.step("Redeploy of a new build under steady load on the first host"):
-            _, _, load = deploy_under_load(lab, releases["v3"])
+    with console.step("Code-change redeploy"):
+        out["deploy.code_change_s"], shipped = deploy(lab, releases["v2"])
     out["deploy.code_change_bytes_per_host"] = max(shipped) if shipped else 0
+    console.detail(f"code change: {out['deploy.code_change_s']:.1f} s, shipped {shipped} bytes")
+    count = QUICK_REDEPLOYS if quick else FULL_REDEPLOYS
+    # Two builds in turn, each deploy a code change that switches the app's slots.
+    order = [releases["v3"] if n % 2 == 0 else releases["v2"] for n in range(count)]
+    with console.step(f"{count} redeploys and a rollback under mixed traffic on the first host"):
+        redeploys = redeploy_loop.run(lab, order, console.detail)
+    if redeploys.failed_play is not None:
+        play = redeploys.failed_play
+        raise KitError(f"a bench redeploy failed (exit {play.returncode}); see {play.log}")
+    load = redeploys.traffic
     console.detail(
-        f"code change: {out['deploy.code_change_s']:.1f} s, shipped {shipped} bytes; under "
-        f"load {load.failed}/{load.requests} failed, max gap {load.max_gap_ms:.0f} ms"
+        f"{load.failed}/{load.requests} failed, max gap {load.max_gap_ms:.0f} ms, "
+        f"{len(load.acknowledged)} notes acknowledged, {len(redeploys.lost_or_doubled)} "
+        "lost or doubled"
     )
     with console.step("Naive code-change deploy: full `docker save` + `compose up` per host"):
         out["deploy.naive_code_change_s"], out["deploy.naive_bytes_per_host"] = naive_deploy(
@@ -158,10 +108,12 @@ def measure(
         )
     out.update(
         {
+            "redeploy.count": len(redeploys.deploys),
             "redeploy.requests": load.requests,
             "redeploy.failed": load.failed,
             "redeploy.max_gap_ms": load.max_gap_ms,
-            "redeploy_max_latency_ms": load.max_latency_ms,
+            "redeploy.lost_or_doubled": len(redeploys.lost_or_doubled),
+            "redeploy_failures": dict(load.failures),
         }
     )
     return out

@@ -18,7 +18,8 @@ KEYS = (
     "build.base_image_bytes",
     "deploy.first_s", "deploy.noop_s", "deploy.code_change_s", "deploy.naive_code_change_s",
     "deploy.code_change_bytes_per_host", "deploy.naive_bytes_per_host",
-    "redeploy.requests", "redeploy.failed", "redeploy.max_gap_ms",
+    "redeploy.count", "redeploy.requests", "redeploy.failed", "redeploy.max_gap_ms",
+    "redeploy.lost_or_doubled",
 )  # fmt: skip
 SCENARIOS = (
     ("baseline_hello", "bare `/hello` (framework ceiling)"),
@@ -29,6 +30,10 @@ SCENARIOS = (
     ("create_note", "`POST /api/notes`"),
     ("update_note", "`PUT /api/notes/{id}` with `If-Match`"),
 )
+
+
+def _failures(kinds: dict[str, int]) -> str:
+    return ", ".join(f"{kind}: {count}" for kind, count in sorted(kinds.items())) or "none"
 
 
 class ReportError(ValueError):
@@ -105,12 +110,13 @@ def markdown(
         f"| bytes shipped per host | {flat['deploy.code_change_bytes_per_host']:,.0f} "
         f"| {flat['deploy.naive_bytes_per_host']:,.0f} |",
         "",
-        "| redeploy under load | figure |",
+        f"| {flat['redeploy.count']:.0f} redeploys + 1 rollback under traffic | figure |",
         "|---|---:|",
-        f"| requests | {flat['redeploy.requests']:,.0f} |",
+        f"| requests (POST, GET, PUT) | {flat['redeploy.requests']:,.0f} |",
         f"| failed | {flat['redeploy.failed']:,.0f} |",
+        f"| acknowledged notes lost or doubled | {flat['redeploy.lost_or_doubled']:,.0f} |",
         f"| longest gap without a success | {flat['redeploy.max_gap_ms']:,.0f} ms |",
-        f"| max latency | {details.get('redeploy_max_latency_ms', 0):,.0f} ms |",
+        f"| failures by kind | {_failures(details.get('redeploy_failures', {}))} |",
         "",
         "| target | figure | met |",
         "|---|---:|---|",

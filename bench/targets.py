@@ -61,6 +61,21 @@ def evaluate(results: dict[str, float]) -> list[Verdict]:
             f"{bytes_ratio:.4f} x",
         ),
         Verdict(
+            "redeploy.failed = 0 (redeploys and a rollback under traffic)",
+            results["redeploy.failed"] == 0,
+            f"{results['redeploy.failed']:.0f} of {results['redeploy.requests']:,.0f}",
+        ),
+        Verdict(
+            "redeploy.lost_or_doubled = 0 (acknowledged notes stored once)",
+            results["redeploy.lost_or_doubled"] == 0,
+            f"{results['redeploy.lost_or_doubled']:.0f}",
+        ),
+        Verdict(
+            "redeploy.max_gap_ms ≤ 500 ms",
+            results["redeploy.max_gap_ms"] <= 500,
+            f"{results['redeploy.max_gap_ms']:.0f} ms",
+        ),
+        Verdict(
             f"image ≤ {image_budget.describe()}",
             over_base <= image_budget.MAX_GROWTH,
             f"+{over_base / MB:.1f} MB",

@@ -18,6 +18,7 @@ NAMES = [
     "secrets",
     "hardening",
     "deploy_faults",
+    "redeploy",
     "host_secrets",
 ]
 

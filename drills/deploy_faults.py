@@ -1,9 +1,11 @@
 """Failed deploys on real SSH test hosts: the old release must come back whole, with its data.
 
-Three releases go wrong on purpose, each derived from the current build:
+Four releases go wrong on purpose, each derived from the current build:
 1. its migration creates a table, deletes every note, then raises;
-2. its app crashes at start, so the container restarts in a loop;
-3. a good code change, but the last host's SSH is cut while `compose up` runs: sshd stops
+2. its migration breaks expand-then-contract: it renames a column the running release
+   reads, so no release that maps it may serve (the new one never gets traffic);
+3. its app crashes at start, so the container restarts in a loop;
+4. a good code change, but the last host's SSH is cut while `compose up` runs: sshd stops
    answering and the deploy's connections are dropped, at a random moment.
 
 After each one, every host must run one whole release (both services on the same image,
@@ -77,6 +79,31 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("drill_half_done")
+'''
+
+# Contract without expand: the release renames a column that the running release (and,
+# here, its own code too) still reads. Every release that maps the column stops being
+# ready the moment the migration runs, so the switch never happens.
+EARLY_CONTRACT = '''"""A drill release: it renames a column every release still reads.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from alembic import op
+
+revision = "0002"
+down_revision = "0001"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("ALTER TABLE notes RENAME COLUMN body TO body_gone")
+
+
+def downgrade() -> None:
+    op.execute("ALTER TABLE notes RENAME COLUMN body_gone TO body")
 '''
 
 CRASH_AT_START = (
@@ -304,15 +331,31 @@ class FaultDrill:
                     f"({leftover!r}); the migration was not undone",
                 )
 
+    def early_contract(self) -> None:
+        with console.step("Case 2: a release that breaks expand-then-contract (renames a column)"):
+            bad = self.lab.derive(
+                "contract",
+                "COPY 0002_drill_contract.py /app/webapp/db/migrations/versions/",
+                {"0002_drill_contract.py": EARLY_CONTRACT},
+            )
+            self.write_notes("before-contract")
+            play = self.lab.deploy(bad, "-e", f"webapp_wait_timeout={WAIT_TIMEOUT_S}")
+            self.outcome.check(
+                "lacks notes.body" in play.flat(),
+                "early contract: the failed deploy did not name the missing column; "
+                f"see {self.lab.logs}",
+            )
+            self.rolled_back("early contract", bad, play)
+
     def crash_loop(self) -> None:
-        with console.step("Case 2: a release whose app crashes at start, in a restart loop"):
+        with console.step("Case 3: a release whose app crashes at start, in a restart loop"):
             bad = self.lab.derive("crash", CRASH_AT_START, {})
             self.write_notes("before-crash")
             play = self.lab.deploy(bad, "-e", f"webapp_wait_timeout={WAIT_TIMEOUT_S}")
             self.rolled_back("crash loop", bad, play)
 
     def ssh_cut(self, rng: random.Random) -> None:
-        with console.step("Case 3: SSH to the last host cut while compose brings the release up"):
+        with console.step("Case 4: SSH to the last host cut while compose brings the release up"):
             v1 = self.lab.releases["v1"]
             v2 = self.lab.derive(
                 "v2", "COPY change.txt /app/drill-change.txt", {"change.txt": "x\n"}
@@ -431,6 +474,7 @@ def run(context: DrillContext) -> DrillOutcome:
             drill.expected_schema[v1.image_id] = lab.schema(lab.hosts[0])
             drill.write_notes("first")
             drill.failing_migration()
+            drill.early_contract()
             drill.crash_loop()
             drill.ssh_cut(random.Random(seed))  # noqa: S311 (a moment, not a secret)
         finally:

@@ -117,8 +117,9 @@ class Lab:
             "deploy.yml", *self.deploy_args(release, *args), label=label or f"deploy-{name}"
         )
 
-    def rollback(self, release: Release) -> Play:
-        """`rollback.yml -e env=prod` to each host's previous release."""
+    def rollback(self, release: Release | Path) -> Play:
+        """`rollback.yml -e env=prod` to each host's previous release (`release` is the
+        build record the play's controller-side checks read)."""
         return self.play("rollback.yml", *self.deploy_args(release), label="rollback")
 
     # Releases

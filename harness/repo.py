@@ -9,6 +9,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_RECORD = ROOT / "build" / "image.json"
 ANSIBLE_DIR = ROOT / "ansible"
+# How the deploy brings a stack to a release on a host, relative to a checkout.
+RELEASE_SCRIPT = Path("ansible/roles/webapp/files/release_up.sh")
 # The UID and GID the image's `webapp` user runs as (Dockerfile).
 APP_UID = 10001
 

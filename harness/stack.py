@@ -19,7 +19,7 @@ from harness import http
 from harness.commands import TIMEOUT_S, run
 from harness.http import Response
 from harness.ports import free_port
-from harness.repo import ROOT
+from harness.repo import RELEASE_SCRIPT, ROOT
 
 # Short intervals make health (and so each kill cycle) quick; production keeps 5 s.
 FAST_HEALTH = "2s"
@@ -73,6 +73,18 @@ class Stack:
             "up", "--detach", "--wait", "--wait-timeout", str(TIMEOUT_S), "--no-build",
             *services,
         )  # fmt: skip
+
+    def release(self, **variables: str) -> subprocess.CompletedProcess[str]:
+        """Bring the stack to `variables` as a deploy does on a host (the zero-downtime
+        switch when the app changes); the answer holds the script's exit and output."""
+        self.variables.update(variables)
+        env = {
+            **self.env(),
+            "WEBAPP_ENV_FILE": f".env.{self.environment}",
+            "WEBAPP_PROJECT": self.project,
+            "WEBAPP_WAIT_TIMEOUT": str(TIMEOUT_S),
+        }
+        return run(["sh", str(RELEASE_SCRIPT)], env=env, check=False, cwd=self.checkout)
 
     def down(self, *, volumes: bool = False) -> None:
         self.compose("down", "--remove-orphans", *(["--volumes"] if volumes else []))

@@ -25,7 +25,7 @@ from typing import Any
 from kit import env_file
 from kit.console import KitError
 from kit.docker_cli import docker, inspect_image
-from kit.image import load_record
+from kit.image import PROXY_TAG, load_record
 from webapp import settings
 
 HEADS = Path("build/deploy/schema-heads.json")
@@ -171,6 +171,7 @@ def schema_head(image: str, image_id: str, cache: Path = HEADS) -> str:
 def render(environment: str, image: str, overrides: dict[str, str], out: Path) -> dict[str, Any]:
     values = env_file.parse(Path(f".env.{environment}"))
     values["WEBAPP_IMAGE"] = image
+    values["WEBAPP_PROXY_IMAGE"] = PROXY_TAG
     for key, value in overrides.items():
         expected = bad_value(key, value) if key in ENV_FILE_VARIABLES else "a setting of the stack"
         if expected is not None:

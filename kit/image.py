@@ -7,6 +7,7 @@ trusting a mutable tag.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -24,6 +25,30 @@ from kit.docker_cli import inspect_image
 
 NAME = "webapp"
 RECORD = Path("build/image.json")
+# What the proxy service runs, beside the Caddy binary that requirements/app.txt pins: a
+# release moves the hosts' proxy to a new image only when this digest changes
+# (ansible/roles/webapp/files/release_up.sh reads the label), so most never restart it.
+PROXY_LABEL = "webapp.proxy-fingerprint"
+# The tag a server's proxy runs (WEBAPP_PROXY_IMAGE in the env file the deploy renders).
+PROXY_TAG = f"{NAME}:proxy"
+PROXY_SOURCES = (
+    "Dockerfile",
+    "requirements/app.txt",
+    "webapp/settings.py",
+    "webapp/sqlite_floor.py",
+    "webapp/ops/cli.py",
+    "webapp/ops/proxy_cli.py",
+    "webapp/ops/proxy_config.py",
+    "webapp/ops/slots.py",
+)
+
+
+def proxy_fingerprint(base_image_id: str, root: Path = Path()) -> str:
+    digest = hashlib.sha256(base_image_id.encode())
+    for name in PROXY_SOURCES:
+        digest.update(f"\0{name}\0".encode())
+        digest.update((root / name).read_bytes())
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)
@@ -88,6 +113,7 @@ def build(base: BaseImage, *, dockerfile: str = "Dockerfile", context: str = "."
     }
     # --force-rm: a failed step leaves no stopped container behind.
     arguments = ["--force-rm", "--file", dockerfile, "--tag", tag, "--tag", f"{NAME}:latest"]
+    arguments += ["--label", f"{PROXY_LABEL}={proxy_fingerprint(base.image_id, Path(context))}"]
     for name, value in build_args.items():
         arguments += ["--build-arg", f"{name}={value}"]
     executed, cached = _docker_build([*arguments, context])

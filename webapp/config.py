@@ -14,8 +14,8 @@ from sqlalchemy.engine import Engine
 from webapp.db.engine import make_engine
 from webapp.http.body_limit import REQUEST_MAX, BodyLimit
 from webapp.http.request import AppRequest
-from webapp.ops import jsonlog, replica
-from webapp.settings import Settings
+from webapp.ops import jsonlog, replica, slots
+from webapp.settings import Settings, read
 
 
 def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
@@ -27,6 +27,10 @@ def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
             "webapp.settings": settings,
             "webapp.engine": engine,
             "webapp.replica": replica.load(replicator=False),
+            # While this file exists, /readyz says 503 and the proxy leaves this slot be.
+            "webapp.drain_marker": slots.drain_marker(
+                read("WEBAPP_SOCKET_DIR") or "", read("WEBAPP_SLOT") or ""
+            ),
             # A few attempts absorb a writer that held the lock past busy_timeout.
             "retry.attempts": 3,
             "tm.manager_hook": pyramid_tm.explicit_manager,

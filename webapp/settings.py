@@ -211,6 +211,8 @@ class SecretKey(Rule):
 
 APP_ENVS = ("dev", "prod")
 TLS_MODES = ("acme", "internal", "off")
+# The compose services that run Gunicorn: webapp/ops/slots.py says how a release uses them.
+SLOTS = ("app", "app_next")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEV_SECRET = "dev-only-insecure-secret-key-not-for-production-use"  # noqa: S105 - refused in prod
 SECRET_KEY_RULE = SecretKey(
@@ -518,12 +520,20 @@ VARIABLES: dict[str, Variable] = {
             meaning="the host address the proxy's ports are published on (dev: 127.0.0.1)",
         ),
         Variable(
-            "WEBAPP_SOCKET",
-            Pattern("an absolute path such as /run/webapp/gunicorn.sock", r"/\S+"),
-            by("gunicorn proxy"),
-            default="/run/webapp/gunicorn.sock",
-            meaning="the unix socket Gunicorn listens on and the proxy forwards to, on the "
-            "volume the two share; the stack keeps the default",
+            "WEBAPP_SOCKET_DIR",
+            Pattern("an absolute directory such as /run/webapp", r"/\S*[^/\s]"),
+            by("app gunicorn proxy"),
+            default="/run/webapp",
+            meaning="where each app slot's Gunicorn listens on a unix socket (SLOT.sock) "
+            "and the proxy forwards to, on the volume they share; the stack keeps the default",
+        ),
+        Variable(
+            "WEBAPP_SLOT",
+            OneOf(SLOTS),
+            by("app gunicorn"),
+            default="app",
+            meaning="which of the two app services this Gunicorn is: `app` serves, "
+            "`app_next` stands in while a release replaces it; the stack sets it",
         ),
         # The stack: what the env files give compose, checked by the deploy plan.
         Variable(
@@ -547,7 +557,23 @@ VARIABLES: dict[str, Variable] = {
             Text("an image reference"),
             _STACK,
             default="webapp:latest",
-            meaning="the image both services run; the deploy pins the built tag",
+            meaning="the image the services run; the deploy pins the built tag",
+        ),
+        Variable(
+            "WEBAPP_PROXY_IMAGE",
+            Text("an image reference"),
+            _STACK,
+            default="",
+            meaning="the proxy's image when not WEBAPP_IMAGE; the deploy sets `webapp:proxy`, "
+            "a tag each release moves only when it changes the proxy, so it is rarely restarted",
+        ),
+        Variable(
+            "WEBAPP_NEXT_IMAGE",
+            Text("an image reference"),
+            by("compose"),
+            default="",
+            meaning="the new release's image for `app_next` while it replaces `app`; the "
+            "release sets it in its shell (WEBAPP_IMAGE when empty)",
         ),
         Variable(
             "WEBAPP_BIND_ADDRESS",

@@ -253,8 +253,11 @@ def test_the_proxy_s_metrics_are_on_loopback_and_the_stack_network_never_public(
     app = ('host="_other"', 'server="app"')
     assert _total(scraped, "caddy_http_requests_total", *app) >= 1
     assert _total(scraped, "caddy_http_request_duration_seconds_count", 'code="200"', *app) >= 1
-    upstream = 'upstream="unix//run/webapp/gunicorn.sock"'
+    upstream = 'upstream="unix//run/webapp/app.sock"'
     assert _total(scraped, "caddy_reverse_proxy_upstreams_healthy", upstream) == 1
+    # The second slot stands empty between releases: out of rotation.
+    standby = 'upstream="unix//run/webapp/app_next.sock"'
+    assert _total(scraped, "caddy_reverse_proxy_upstreams_healthy", standby) == 0
     # Through the public port, /metrics is the app's own 404.
     public = via_proxy(plain, "GET", "/metrics")
     assert public.status == 404 and b"caddy_" not in public.body

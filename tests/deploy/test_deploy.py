@@ -21,9 +21,12 @@ from harness.commands import docker
 from harness.hosts import Host
 from harness.lab import Lab
 from harness.playbook import bin_dir
-from harness.repo import ANSIBLE_DIR
+from harness.repo import ANSIBLE_DIR, HOST_COMPOSE
+from harness.traffic import MixedTraffic
 
 pytestmark = pytest.mark.deploy
+# The project name .env.prod gives the stack on every host.
+PROJECT = "webapp-prod"
 
 
 def deploy(lab: Lab, release, *args: str):
@@ -255,6 +258,29 @@ def test_notes_survive_a_redeploy_of_a_new_build(lab: Lab, releases) -> None:
         assert backups.stdout.strip(), "no pre-deploy backup was taken"
 
 
+def test_rollback_switches_back_under_traffic_without_shipping_an_image(
+    lab: Lab, releases
+) -> None:
+    web1 = lab.prod[0]
+    assert web1.public_port is not None
+    proxy = f"docker inspect --format '{{{{.Id}}}}' {PROJECT}-proxy-1"
+    proxy_before = web1.sh(proxy).stdout
+    with MixedTraffic(web1.public_port) as traffic:
+        play = lab.rollback(releases["v2"])
+    assert play.returncode == 0, play.output[-3000:]
+    assert "Ship the image" not in play.output
+    assert traffic.record.requests > 50, traffic.record
+    assert traffic.record.failed == 0, traffic.record.failures
+    tally = web1.sh(f'{HOST_COMPOSE} exec -T sqlite sqlite3 /data/app.db "{traffic.tally_sql()}"')
+    assert traffic.lost_or_doubled(tally.stdout) == []
+    for host in lab.prod:
+        assert lab.service_image(host) == releases["v1"].image_id
+    # Through the same proxy: the rollback switched slots behind it.
+    assert web1.sh(proxy).stdout == proxy_before
+    last = json.loads(web1.sh("tail -n 1 /opt/webapp/audit.log").stdout)
+    assert last["result"] == "rolled back by hand"
+
+
 def test_a_concurrent_deploy_is_refused_by_the_lock(lab: Lab, releases) -> None:
     first = lab.start("deploy.yml", *lab.deploy_args(releases["v1"]), label="deploy-first")
     try:
@@ -304,7 +330,8 @@ def test_a_crash_looping_release_is_caught_by_its_restarts_and_rolled_back(
     message = " ".join(run.output.split())
     # Caught by its restart count, not by the wait timeout (which would say "not healthy
     # within").
-    assert "web1: service app crash-loops: restarted" in message, message[-2000:]
+    # The new release's app never left its stand-in slot: the old one served throughout.
+    assert "web1: service app_next crash-loops: restarted" in message, message[-2000:]
     assert "not healthy within" not in message
     assert f"ROLLED BACK to {releases['v1'].image}, which answers /readyz with 200" in message
     assert lab.service_image(web1) == releases["v1"].image_id

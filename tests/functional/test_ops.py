@@ -19,7 +19,7 @@ from webapp.db.engine import make_engine
 from webapp.http.tweens import SECURITY_HEADERS
 from webapp.routes import ROUTES
 
-from .conftest import settings_for
+from .conftest import migrated_engine, settings_for
 
 
 def test_healthz_touches_no_database(tmp_path):
@@ -42,6 +42,37 @@ def test_readyz_is_503_when_the_file_is_missing(tmp_path):
     assert "does not exist" in response.json["detail"]
     assert response.headers["Retry-After"]
     assert not (tmp_path / "app.db").exists()
+
+
+def test_readyz_is_503_while_the_slot_drains_and_200_once_it_is_back(
+    db_path, engine, tmp_path, monkeypatch
+):
+    # The release drains a slot by creating its marker beside the slot's socket.
+    monkeypatch.setenv("WEBAPP_SOCKET_DIR", str(tmp_path))
+    monkeypatch.setenv("WEBAPP_SLOT", "app_next")
+    app = webtest.TestApp(make_app(settings_for(db_path), engine=engine))
+    assert app.get("/readyz", status=200)
+    (tmp_path / "app.draining").touch()  # the other slot's marker: not this one's
+    assert app.get("/readyz", status=200)
+    (tmp_path / "app_next.draining").touch()
+    response = app.get("/readyz", status=503)
+    assert "draining" in response.json["detail"]
+    assert response.headers["Retry-After"]
+    # Liveness is not readiness: the draining slot is alive and finishing its requests.
+    assert app.get("/healthz", status=200)
+    (tmp_path / "app_next.draining").unlink()
+    assert app.get("/readyz", status=200)
+
+
+def test_readyz_is_503_when_a_migration_renamed_a_column_this_release_reads(tmp_path):
+    # At the head revision, but contracted too early: the column the code maps is gone.
+    path = tmp_path / "app.db"
+    engine = migrated_engine(path)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE notes RENAME COLUMN body TO body_gone")
+    app = webtest.TestApp(make_app(settings_for(path), engine=engine))
+    detail = app.get("/readyz", status=503).json["detail"]
+    assert "lacks notes.body" in detail and "expand, then contract" in detail
 
 
 def test_readyz_is_503_when_not_migrated(tmp_path):

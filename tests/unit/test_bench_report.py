@@ -31,7 +31,7 @@ DETAILS = {
         {"workers": 1, "threads": 4, "get_note_rps": 500.0, "create_note_rps": 300.0},
         {"workers": 2, "threads": 4, "get_note_rps": 900.0, "create_note_rps": 350.0, "best": 1},
     ],
-    "redeploy_max_latency_ms": 1234.0,
+    "redeploy_failures": {"POST 502": 2, "GET ConnectionResetError": 1},
 }
 
 

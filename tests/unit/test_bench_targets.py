@@ -20,12 +20,16 @@ MET = {
     # Exactly on the image budget: the base plus every allowance of harness/image_budget.
     "build.image_bytes": 155_000_000 + image_budget.MAX_GROWTH,
     "build.base_image_bytes": 155_000_000,
+    "redeploy.requests": 5000,
+    "redeploy.failed": 0,
+    "redeploy.lost_or_doubled": 0,
+    "redeploy.max_gap_ms": 500.0,
 }
 
 
 def test_figures_exactly_on_every_bound_meet_every_target() -> None:
     verdicts = evaluate(MET)
-    assert len(verdicts) == 7
+    assert len(verdicts) == 10
     assert all(v.met for v in verdicts), [v for v in verdicts if not v.met]
 
 
@@ -38,6 +42,9 @@ def test_figures_exactly_on_every_bound_meet_every_target() -> None:
         ("deploy.noop_s", 10.05, "deploy.noop_s", "10.1 s"),
         ("deploy.code_change_s", 31.0, "deploy.code_change_s", "31.0 s"),
         ("deploy.code_change_bytes_per_host", 20_000_001, "code_change_bytes", "0.1000 x"),
+        ("redeploy.failed", 1, "redeploy.failed", "1 of 5,000"),
+        ("redeploy.lost_or_doubled", 2, "redeploy.lost_or_doubled", "2"),
+        ("redeploy.max_gap_ms", 501.0, "redeploy.max_gap_ms", "501 ms"),
         (
             "build.image_bytes",
             155_000_001 + image_budget.MAX_GROWTH,

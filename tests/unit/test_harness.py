@@ -6,11 +6,14 @@ import os
 import stat
 from typing import Any
 
+import pytest
+
 from harness import secret_files
 from harness.http import Client
 from harness.playbook import Event, Play
 from harness.ports import free_port
 from harness.repo import APP_UID
+from harness.traffic import MixedTraffic
 
 
 def test_secret_file_is_long_private_and_owned_by_the_app_user(tmp_path):
@@ -72,3 +75,14 @@ def test_a_play_answers_per_host_from_ansibles_own_events():
 def test_a_play_against_no_host_reports_no_host():
     play = Play(returncode=1, output="ERROR! env=staging is not an environment", stats={})
     assert play.changed() == {} and play.hosts() == set() and play.shipped() == []
+
+
+def test_traffic_names_every_acknowledged_note_not_stored_exactly_once() -> None:
+    traffic = MixedTraffic(1, tag="t1")
+    traffic.record.acknowledged += ["traffic-t1-0-1", "traffic-t1-0-2", "traffic-t1-1-1"]
+    # -0-2 was stored twice, -1-1 never; -9-9 was stored twice but never acknowledged.
+    tally = "traffic-t1-0-1|1\ntraffic-t1-0-2|2\ntraffic-t1-9-9|2\n"
+    assert traffic.lost_or_doubled(tally) == ["traffic-t1-0-2", "traffic-t1-1-1", "traffic-t1-9-9"]
+    assert "LIKE 'traffic-t1-%'" in traffic.tally_sql()
+    with pytest.raises(ValueError, match="letters and digits only"):
+        MixedTraffic(1, tag="x'; DROP TABLE notes; --")

@@ -57,7 +57,19 @@ def test_bodies_are_buffered_and_capped_at_the_app_limit() -> None:
     assert found["request_body"]["max_size"] == body_limit.REQUEST_MAX
     proxy = found["reverse_proxy"]
     assert proxy["request_buffers"] == body_limit.REQUEST_MAX + 1
-    assert proxy["upstreams"] == [{"dial": "unix//run/webapp/gunicorn.sock"}]
+
+
+def test_both_app_slots_are_upstreams_taken_in_and_out_by_their_readiness() -> None:
+    proxy = handlers(config(WEBAPP_SOCKET_DIR="/run/sockets"))["reverse_proxy"]
+    assert proxy["upstreams"] == [
+        {"dial": "unix//run/sockets/app.sock"},
+        {"dial": "unix//run/sockets/app_next.sock"},
+    ]
+    active = proxy["health_checks"]["active"]
+    assert active["uri"] == "/readyz"
+    assert (active["passes"], active["fails"], active["expect_status"]) == (1, 1, 200)
+    # A drain must take effect well before the release stops the slot.
+    assert 0 < active["interval"] <= proxy_config.SECOND
 
 
 def test_upstream_keepalive_is_below_gunicorn_s() -> None:
@@ -221,7 +233,7 @@ def test_caddy_s_metrics_have_a_server_of_their_own_and_no_public_route(domain: 
             r"^WEBAPP_DOMAIN='not a name' is not valid; set it to a DNS",
         ),
         ({"WEBAPP_DOMAIN": "a.example", "WEBAPP_ACME_CA": "http://x/d"}, r"^WEBAPP_ACME_CA='http"),
-        ({"WEBAPP_SOCKET": "relative.sock"}, r"^WEBAPP_SOCKET='relative.sock' is not valid"),
+        ({"WEBAPP_SOCKET_DIR": "run/x"}, r"^WEBAPP_SOCKET_DIR='run/x' is not valid"),
         (
             {"WEBAPP_HTTP_PORT": "9182"},
             r"^WEBAPP_PROXY_METRICS_PORT=9182 is WEBAPP_HTTP_PORT too; give the metrics a port",

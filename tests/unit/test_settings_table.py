@@ -27,6 +27,10 @@ INTERPOLATION = re.compile(
 )
 
 
+# ${NAME:-${OTHER:-default}}: NAME falls back to OTHER, and the table gives NAME no default.
+FALLBACK = re.compile(r"\$\{(?P<name>[A-Z][A-Z0-9_]*):-(?P<inner>\$\{[^}]*\})\}")
+
+
 def _by(reader: str) -> set[str]:
     return {name for name, variable in VARIABLES.items() if reader in variable.readers}
 
@@ -53,7 +57,8 @@ def _interpolations() -> list[re.Match[str]]:
     found: list[re.Match[str]] = []
     for path in COMPOSE_FILES:
         for text in _strings(yaml.safe_load(path.read_text()), skip="build"):
-            found += INTERPOLATION.finditer(text)
+            unnested = FALLBACK.sub(lambda match: f"${{{match['name']}:-}}{match['inner']}", text)
+            found += INTERPOLATION.finditer(unnested)
     return found
 
 

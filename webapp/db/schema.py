@@ -18,7 +18,7 @@ from alembic.util import CommandError
 from sqlalchemy.engine import Connection, Engine
 
 from webapp.db.engine import reader
-from webapp.notes.models import FTS_TABLE
+from webapp.notes.models import FTS_TABLE, Base
 
 # The package's own migrations: env.py, the template for new revisions, and versions/.
 SCRIPT_LOCATION = "webapp.db:migrations"
@@ -88,3 +88,18 @@ def revision(message: str, *, autogenerate_from: Engine | None = None) -> Script
     if not isinstance(made, Script):  # pragma: no cover - one revision is all we ask for
         raise CommandError(f"expected one new revision, Alembic made {made!r}")
     return made
+
+
+def missing_columns(conn: Connection) -> list[str]:
+    """`table.column` for each column the code maps that the database lacks.
+
+    A database at the head revision has them all, unless a release's migration broke the
+    expand-then-contract rule (README "Zero-downtime releases"): then the release that
+    still maps what was dropped or renamed must not serve.
+    """
+    missing: list[str] = []
+    for table in Base.metadata.sorted_tables:
+        rows = conn.exec_driver_sql(f'PRAGMA table_info("{table.name}")').fetchall()
+        present = {row[1] for row in rows}
+        missing += [f"{table.name}.{c.name}" for c in table.columns if c.name not in present]
+    return missing

@@ -2,9 +2,9 @@
 
 The proxy is the stack's only public door: it terminates TLS, buffers request bodies and
 cuts slow clients, so that an app thread is only ever busy with a whole request. It
-forwards to Gunicorn over a unix socket on a volume the two services share, so no Docker
-DNS is involved. Its upstreams are a list (one entry today) so that two app releases can
-stand side by side behind it.
+forwards to Gunicorn over unix sockets on a volume the services share, so no Docker DNS
+is involved: one socket per app slot (webapp/ops/slots.py), and its own health checks
+decide which slots get requests, so a release switches slots without reloading the proxy.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webapp import settings
+from webapp.ops import slots
 
 # The app refuses bodies above this (webapp.http.body_limit, which imports WebOb; the
 # number is kept in step by tests/unit/test_proxy_config.py).
@@ -46,7 +47,16 @@ UPSTREAM_IDLE_S = 2
 # A failed dial (the app restarting) is retried for this long before the client gets 502.
 UPSTREAM_TRY_S = 5
 UPSTREAM_TRY_INTERVAL_MS = 250
+# Each slot's /readyz, asked this often: a slot enters rotation at its first pass and
+# leaves it at its first failure, so a drain takes effect within HEALTH_INTERVAL_MS (the
+# release waits that long, and for the slot's last request, before stopping it).
+HEALTH_PATH = "/readyz"
+HEALTH_INTERVAL_MS = 500
+HEALTH_TIMEOUT_S = 2
 HSTS = "max-age=31536000"
+# Loggers that speak at every healthcheck (the container's asks the admin API; the proxy's
+# own ask each slot, and a stopped slot fails every time): only their warnings are news.
+ROUTINE_LOGGERS = ("admin.api", "http.handlers.reverse_proxy.health_checker.active")
 METRICS_PATH = "/metrics"
 
 
@@ -84,7 +94,9 @@ def load(environ: Mapping[str, str]) -> ProxySettings:
         http_port=int(_value("WEBAPP_HTTP_PORT", environ)),
         https_port=int(_value("WEBAPP_HTTPS_PORT", environ)),
         metrics_port=int(_value("WEBAPP_PROXY_METRICS_PORT", environ)),
-        upstreams=(_value("WEBAPP_SOCKET", environ),),
+        upstreams=tuple(
+            slots.socket_path(_value("WEBAPP_SOCKET_DIR", environ), slot) for slot in slots.SLOTS
+        ),
     )
     _check_combination(found)
     return found
@@ -161,6 +173,16 @@ def _app_route(found: ProxySettings, *, secure: bool) -> dict[str, Any]:
             "load_balancing": {
                 "try_duration": UPSTREAM_TRY_S * SECOND,
                 "try_interval": UPSTREAM_TRY_INTERVAL_MS * SECOND // 1000,
+            },
+            "health_checks": {
+                "active": {
+                    "uri": HEALTH_PATH,
+                    "interval": HEALTH_INTERVAL_MS * SECOND // 1000,
+                    "timeout": HEALTH_TIMEOUT_S * SECOND,
+                    "passes": 1,
+                    "fails": 1,
+                    "expect_status": 200,
+                }
             },
             "transport": {
                 "protocol": "http",
@@ -321,14 +343,13 @@ def caddy_config(found: ProxySettings) -> dict[str, Any]:
                 "default": {
                     "writer": {"output": "stderr"},
                     "encoder": {"format": "json"},
-                    "exclude": ["http.log.access", "admin.api"],
+                    "exclude": ["http.log.access", *ROUTINE_LOGGERS],
                 },
-                # Every healthcheck is an admin request: only its warnings are news.
-                "admin": {
+                "routine": {
                     "writer": {"output": "stderr"},
                     "encoder": {"format": "json"},
                     "level": "WARN",
-                    "include": ["admin.api"],
+                    "include": list(ROUTINE_LOGGERS),
                 },
                 "access": {
                     "writer": {"output": "stdout"},

@@ -27,6 +27,7 @@ def problem(engine: Engine) -> str | None:
             # a read-only file or directory, or when a writer holds the lock too long.
             conn.execute(text("SELECT 1"))
             revision = schema.current(conn)
+            missing = schema.missing_columns(conn)
             conn.rollback()
     except SQLAlchemyError as exc:
         reason = str(getattr(exc, "orig", exc)) or type(exc).__name__
@@ -36,5 +37,10 @@ def problem(engine: Engine) -> str | None:
         return (
             f"database {path} is at schema revision {revision or 'none'}, the code expects "
             f"{expected}; run `python -m webapp db upgrade`"
+        )
+    if missing:
+        return (
+            f"database {path} lacks {', '.join(missing)}, which this release reads; a migration "
+            "dropped or renamed what an older release still uses (expand, then contract)"
         )
     return None

@@ -29,6 +29,12 @@ def healthz(_request: Request) -> dict[str, str]:
 
 @view_config(route_name="readyz", request_method="GET", renderer="json")
 def readyz(request: Request) -> dict[str, Any]:
+    if Path(request.registry.settings["webapp.drain_marker"]).exists():
+        raise Problem(
+            503,
+            "this app slot is draining: the proxy sends new requests to the other one",
+            headers={"Retry-After": "5"},
+        )
     engine = request.registry.settings["webapp.engine"]
     reason = readiness.problem(engine)
     if reason is not None:
