@@ -27,6 +27,7 @@ def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
             "webapp.settings": settings,
             "webapp.engine": engine,
             "webapp.replica": replica.load(replicator=False),
+            "webapp.slot": read("WEBAPP_SLOT") or "",
             # While this file exists, /readyz says 503 and the proxy leaves this slot be.
             "webapp.drain_marker": slots.drain_marker(
                 read("WEBAPP_SOCKET_DIR") or "", read("WEBAPP_SLOT") or ""

@@ -263,6 +263,30 @@ BAD_CONFIGURATIONS: list[tuple[dict[str, str | None], str]] = [
 ]
 
 
+def test_each_slot_listens_on_its_own_socket_and_comes_back_undrained(tmp_path):
+    sockets = tmp_path / "run"
+    sockets.mkdir()
+    # A marker left by the release that drained this slot before it was restarted.
+    (sockets / "app_next.draining").touch()
+    (sockets / "app.draining").touch()
+    base, proc = _start(tmp_path, WEBAPP_SOCKET_DIR=str(sockets), WEBAPP_SLOT="app_next")
+    try:
+        assert _request(base, "/readyz")[0] == 200
+        with socket.socket(socket.AF_UNIX) as unix:
+            unix.settimeout(10)
+            unix.connect(str(sockets / "app_next.sock"))
+            unix.sendall(b"GET /readyz HTTP/1.0\r\nHost: localhost\r\n\r\n")
+            answer = b""
+            while chunk := unix.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.0 200 ") and b'"slot": "app_next"' in answer
+        # Its own marker is cleared at start; the other slot's is not its business.
+        assert not (sockets / "app_next.draining").exists()
+        assert (sockets / "app.draining").exists()
+    finally:
+        proc.stop()
+
+
 def test_bad_configuration_stops_gunicorn_with_one_line(tmp_path):
     # All cases start at once (config errors stop the master before it binds or forks),
     # so the whole table costs about as much as one Gunicorn start.

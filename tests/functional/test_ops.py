@@ -32,6 +32,7 @@ def test_readyz_is_200_at_head(app):
     assert app.get("/readyz", status=200).json == {
         "status": "ok",
         "schema_revision": schema.head(),
+        "slot": "app",
     }
 
 

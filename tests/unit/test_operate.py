@@ -105,7 +105,7 @@ HEALTHY: dict[str, Any] = {
     "sqlite": {"schema": "0001", "free_bytes": "5000000000",
                "last_backup": "app-20261202T161500Z.db"},
     "ready": {"status": 200, "body": {
-        "status": "ok", "slot": "blue",
+        "status": "ok", "slot": "app",
         "replica": {"lag_s": 0.4, "last_verified_at": "2026-12-02T16:20:00Z"},
     }},
 }  # fmt: skip
@@ -124,7 +124,7 @@ def test_a_healthy_report_has_every_field_within_80_columns() -> None:
         "2026-12-02 16:15Z",
         "webapp:0-fff",
     )
-    assert (judged.slot, judged.lock) == ("blue", "—")
+    assert (judged.slot, judged.lock) == ("app", "—")
     assert (judged.replica_lag_s, judged.replica_verified) == ("0.4", "2026-12-02 16:20Z")
     shown = status.table([judged])
     assert "services app healthy, sqlite healthy\n" in shown and "free 5.0 GB;" in shown

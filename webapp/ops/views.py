@@ -39,7 +39,12 @@ def readyz(request: Request) -> dict[str, Any]:
     reason = readiness.problem(engine)
     if reason is not None:
         raise Problem(503, reason, headers={"Retry-After": "5"})
-    body: dict[str, Any] = {"status": "ok", "schema_revision": schema.head()}
+    # The slot says which app answered: `app`, or `app_next` while a release switches.
+    body: dict[str, Any] = {
+        "status": "ok",
+        "schema_revision": schema.head(),
+        "slot": request.registry.settings["webapp.slot"],
+    }
     replica_settings = request.registry.settings["webapp.replica"]
     if replica_settings is not None:
         # Shown, not judged here: a lagging replica turns the sqlite service unhealthy,
