@@ -116,11 +116,11 @@ abandon_switch() {
 
 switch_slots() {
     trap abandon_switch EXIT
-    compose up --detach --no-build --pull never --no-deps app_next
+    compose up --detach --no-build --pull never app_next
     wait_healthy app_next
     sleep "$HEALTH_SETTLE_S"
     drain app
-    compose up --detach --no-build --pull never --no-deps app
+    compose up --detach --no-build --pull never app
     wait_healthy app
     sleep "$HEALTH_SETTLE_S"
     drain app_next
