@@ -23,6 +23,7 @@ from typing import Any
 
 from harness import lab as labs
 from harness.commands import docker
+from harness.hosts import Host
 from harness.lab import Lab
 from harness.repo import HOST_COMPOSE, ROOT
 from kit import console
@@ -46,9 +47,9 @@ def running_lab(workdir: Path, count: int) -> Iterator[Lab]:
         yield lab
 
 
-def deploy(lab: Lab, record: Path) -> tuple[float, list[int]]:
-    """`deploy.yml -e env=prod` with this build record: seconds and bytes per host."""
-    play = lab.deploy(record)
+def deploy(lab: Lab, record: Path, *args: str) -> tuple[float, list[int]]:
+    """`deploy.yml -e env=prod ARGS` with this build record: seconds and bytes per host."""
+    play = lab.deploy(record, *args)
     if play.returncode != 0:
         raise KitError(
             f"the bench deploy of {record.stem} failed (exit {play.returncode}); see {play.log}"
@@ -56,13 +57,13 @@ def deploy(lab: Lab, record: Path) -> tuple[float, list[int]]:
     return play.seconds, play.shipped()
 
 
-def naive_deploy(lab: Lab, image: str) -> tuple[float, int]:
+def naive_deploy(lab: Lab, image: str, hosts: list[Host]) -> tuple[float, int]:
     """Full `docker save` per host over SSH, `docker load`, `compose up --wait`."""
     started = time.monotonic()
     archive = lab.workdir / "naive.tar"
     shipped = 0
     up = f"export WEBAPP_IMAGE={image}; {HOST_COMPOSE} up --detach --wait --remove-orphans"
-    for host in lab.hosts:
+    for host in hosts:
         # The naive way keeps no cache: it exports the image for every host it ships.
         docker("save", "--output", str(archive), image, timeout=DEPLOY_TIMEOUT_S)
         shipped = archive.stat().st_size
@@ -107,7 +108,9 @@ def steady_load(port: int, stop: threading.Event, record: LoadRecord, limit_s: f
     record.max_gap_ms = max(record.max_gap_ms, 1000 * (time.monotonic() - last_success))
 
 
-def deploy_under_load(lab: Lab, record_path: Path) -> tuple[float, list[int], LoadRecord]:
+def deploy_under_load(
+    lab: Lab, record_path: Path, *args: str
+) -> tuple[float, list[int], LoadRecord]:
     """Deploy `record_path` while steady requests go to the first host."""
     record = LoadRecord()
     stop = threading.Event()
@@ -119,7 +122,7 @@ def deploy_under_load(lab: Lab, record_path: Path) -> tuple[float, list[int], Lo
     loader.start()
     try:
         time.sleep(1)  # a baseline of successes before the deploy starts
-        seconds, shipped = deploy(lab, record_path)
+        seconds, shipped = deploy(lab, record_path, *args)
         time.sleep(1)  # and after it, so a slow recovery still shows as a gap
     finally:
         stop.set()
@@ -128,25 +131,28 @@ def deploy_under_load(lab: Lab, record_path: Path) -> tuple[float, list[int], Lo
 
 
 def measure(
-    lab: Lab, releases: dict[str, Path], naive_image: str, *, quick: bool
+    lab: Lab, releases: dict[str, Path], naive_image: str, *, quick: bool, count: int
 ) -> dict[str, Any]:
-    """First deploy, no-change re-run, code-change redeploy, redeploy under load, naive."""
+    """First deploy, no-change re-run, code-change redeploy, redeploy under load, naive,
+    to the lab's first COUNT hosts (the others are left for later phases)."""
     out: dict[str, Any] = {}
-    with console.step(f"First deploy to {len(lab.hosts)} test host(s)"):
-        out["deploy.first_s"], first_bytes = deploy(lab, releases["v1"])
+    measured = lab.hosts[:count]
+    limit = ("--limit", ",".join(host.name for host in measured))
+    with console.step(f"First deploy to {count} test host(s)"):
+        out["deploy.first_s"], first_bytes = deploy(lab, releases["v1"], *limit)
         console.detail(f"{out['deploy.first_s']:.1f} s, shipped {first_bytes} bytes")
     with console.step("No-change re-run"):
-        out["deploy.noop_s"], _ = deploy(lab, releases["v1"])
+        out["deploy.noop_s"], _ = deploy(lab, releases["v1"], *limit)
     if quick:
         # Quick mode: one code-change deploy, measured while under load, serves both.
         with console.step("Code-change redeploy under steady load on the first host"):
-            seconds, shipped, load = deploy_under_load(lab, releases["v2"])
+            seconds, shipped, load = deploy_under_load(lab, releases["v2"], *limit)
         out["deploy.code_change_s"] = seconds
     else:
         with console.step("Code-change redeploy"):
-            out["deploy.code_change_s"], shipped = deploy(lab, releases["v2"])
+            out["deploy.code_change_s"], shipped = deploy(lab, releases["v2"], *limit)
         with console.step("Redeploy of a new build under steady load on the first host"):
-            _, _, load = deploy_under_load(lab, releases["v3"])
+            _, _, load = deploy_under_load(lab, releases["v3"], *limit)
     out["deploy.code_change_bytes_per_host"] = max(shipped) if shipped else 0
     console.detail(
         f"code change: {out['deploy.code_change_s']:.1f} s, shipped {shipped} bytes; under "
@@ -154,7 +160,7 @@ def measure(
     )
     with console.step("Naive code-change deploy: full `docker save` + `compose up` per host"):
         out["deploy.naive_code_change_s"], out["deploy.naive_bytes_per_host"] = naive_deploy(
-            lab, naive_image
+            lab, naive_image, measured
         )
     out.update(
         {
