@@ -136,7 +136,7 @@ def deploy_tests(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def bench(session: nox.Session) -> None:
-    """Measure HTTP, build, deploy and operate: reports/bench.*; `-- --quick` < 4 min."""
+    """Measure HTTP, build, deploy and operate: reports/bench.*; `-- --quick` ~4 min."""
     if not set(session.posargs) <= {"--quick", "--only", "operate"}:
         session.error("Usage: nox -s bench [-- --quick] [--only operate]")
     install_dev_tools(session)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness import hosts
 from harness import lab as labs
 from harness.commands import docker
 from harness.hosts import Host
@@ -47,9 +48,19 @@ def running_lab(workdir: Path, count: int) -> Iterator[Lab]:
         yield lab
 
 
-def deploy(lab: Lab, record: Path, *args: str) -> tuple[float, list[int]]:
-    """`deploy.yml -e env=prod ARGS` with this build record: seconds and bytes per host."""
-    play = lab.deploy(record, *args)
+def inventory_of(lab: Lab, chosen: list[Host]) -> Path:
+    """An inventory whose environment prod is CHOSEN alone, of the lab's hosts; a play's
+    `--limit` would leave out the controller's own plays too."""
+    names = "-".join(host.name for host in chosen)
+    return hosts.inventory(lab.workdir / f"inventory-{names}.ini", lab.key, {"prod": chosen})
+
+
+def deploy(lab: Lab, record: Path, inventory: Path | None = None) -> tuple[float, list[int]]:
+    """`deploy.yml -e env=prod` with this build record, to INVENTORY's hosts (else all the
+    lab's): seconds and bytes per host."""
+    play = lab.play(
+        "deploy.yml", *lab.deploy_args(record), label=f"deploy-{record.stem}", inventory=inventory
+    )
     if play.returncode != 0:
         raise KitError(
             f"the bench deploy of {record.stem} failed (exit {play.returncode}); see {play.log}"
@@ -109,7 +120,7 @@ def steady_load(port: int, stop: threading.Event, record: LoadRecord, limit_s: f
 
 
 def deploy_under_load(
-    lab: Lab, record_path: Path, *args: str
+    lab: Lab, record_path: Path, inventory: Path | None
 ) -> tuple[float, list[int], LoadRecord]:
     """Deploy `record_path` while steady requests go to the first host."""
     record = LoadRecord()
@@ -122,7 +133,7 @@ def deploy_under_load(
     loader.start()
     try:
         time.sleep(1)  # a baseline of successes before the deploy starts
-        seconds, shipped = deploy(lab, record_path, *args)
+        seconds, shipped = deploy(lab, record_path, inventory)
         time.sleep(1)  # and after it, so a slow recovery still shows as a gap
     finally:
         stop.set()
@@ -137,22 +148,22 @@ def measure(
     to the lab's first COUNT hosts (the others are left for later phases)."""
     out: dict[str, Any] = {}
     measured = lab.hosts[:count]
-    limit = ("--limit", ",".join(host.name for host in measured))
+    only = inventory_of(lab, measured) if count < len(lab.hosts) else None
     with console.step(f"First deploy to {count} test host(s)"):
-        out["deploy.first_s"], first_bytes = deploy(lab, releases["v1"], *limit)
+        out["deploy.first_s"], first_bytes = deploy(lab, releases["v1"], only)
         console.detail(f"{out['deploy.first_s']:.1f} s, shipped {first_bytes} bytes")
     with console.step("No-change re-run"):
-        out["deploy.noop_s"], _ = deploy(lab, releases["v1"], *limit)
+        out["deploy.noop_s"], _ = deploy(lab, releases["v1"], only)
     if quick:
         # Quick mode: one code-change deploy, measured while under load, serves both.
         with console.step("Code-change redeploy under steady load on the first host"):
-            seconds, shipped, load = deploy_under_load(lab, releases["v2"], *limit)
+            seconds, shipped, load = deploy_under_load(lab, releases["v2"], only)
         out["deploy.code_change_s"] = seconds
     else:
         with console.step("Code-change redeploy"):
-            out["deploy.code_change_s"], shipped = deploy(lab, releases["v2"], *limit)
+            out["deploy.code_change_s"], shipped = deploy(lab, releases["v2"], only)
         with console.step("Redeploy of a new build under steady load on the first host"):
-            _, _, load = deploy_under_load(lab, releases["v3"], *limit)
+            _, _, load = deploy_under_load(lab, releases["v3"], only)
     out["deploy.code_change_bytes_per_host"] = max(shipped) if shipped else 0
     console.detail(
         f"code change: {out['deploy.code_change_s']:.1f} s, shipped {shipped} bytes; under "

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness import hosts
+from bench import deploy_times
 from harness import lab as labs
 from harness.commands import run
 from harness.lab import Lab
@@ -98,8 +98,7 @@ def inventories(lab: Lab) -> tuple[Path, Path]:
     """An environment `prod` of the lab's first host alone, and the lab's own of two."""
     if len(lab.hosts) < 2:
         raise KitError(f"the operate bench needs 2 test hosts, the lab has {len(lab.hosts)}")
-    one = hosts.inventory(lab.workdir / "inventory-1host.ini", lab.key, {"prod": lab.hosts[:1]})
-    return one, lab.inventory
+    return deploy_times.inventory_of(lab, lab.hosts[:1]), lab.inventory
 
 
 def measure(lab: Lab, *, quick: bool) -> tuple[dict[str, float], dict[str, object]]:
