@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import operate_times
+from bench import deploy_times, operate_times
 from bench.report import OPERATE_KEYS
 from harness.hosts import Host
 from harness.lab import Lab
@@ -50,3 +50,16 @@ def test_a_lab_of_one_host_is_refused_naming_what_the_bench_needs(tmp_path: Path
     lab = Lab(tmp_path, tmp_path / "inventory.ini", tmp_path / "key", [one], [], "tag", tmp_path)
     with pytest.raises(KitError, match="the operate bench needs 2 test hosts, the lab has 1"):
         operate_times.inventories(lab)
+
+
+def test_a_deploy_to_some_hosts_gets_an_inventory_of_them_alone(tmp_path: Path) -> None:
+    first, second = Host("bench1", "c1", 2222, 8000), Host("bench2", "c2", 2223, 8001)
+    lab = Lab(
+        tmp_path, tmp_path / "inventory.ini", tmp_path / "key", [first, second], [], "t", tmp_path
+    )
+    text = deploy_times.inventory_of(lab, [second]).read_text()
+    prod = text.split("[prod]\n", 1)[1].splitlines()
+    assert len(prod) == 1 and prod[0].startswith("bench2 ansible_port=2223 ")
+    assert "bench1" not in text
+    # The controller's own group stays: the deploy's first and last plays run there.
+    assert "[dev]\nlocalhost ansible_connection=local" in text
