@@ -31,10 +31,10 @@ DEFAULT = (2, 4)
 QUICK_SWEEP = [(4, 2)]
 
 # `--quick` must finish in about 4 minutes (250 s) on a quiet 2-core machine, end to
-# end. Each phase gets a share; a phase over its share is named at the end, so a slow phase is
-# found without reading timestamps. The deploy phase (bench/deploy_times.py) gets the
-# largest share: it starts hosts, ships an image and deploys three times. The operate
-# phase first ships and deploys to the second host, which the quick deploys leave out.
+# end. Each phase gets a share; a phase over its share is named at the end, so a slow
+# phase is found without reading timestamps. The deploy phase (bench/deploy_times.py)
+# gets the largest share: it starts hosts, ships an image and deploys three times. The
+# operate phase first ships and deploys to the second host, which quick deploys leave out.
 QUICK_BUDGET_S = {
     "builds": 30.0, "http": 40.0, "deploys": 100.0, "operate": 70.0, "report": 10.0
 }  # fmt: skip
