@@ -18,9 +18,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from harness import hosts
 from harness import lab as labs
 from harness import redeploys as redeploy_loop
 from harness.commands import docker
+from harness.hosts import Host
 from harness.lab import Lab
 from harness.repo import HOST_COMPOSE, ROOT
 from kit import console
@@ -45,9 +47,19 @@ def running_lab(workdir: Path, count: int) -> Iterator[Lab]:
         yield lab
 
 
-def deploy(lab: Lab, record: Path) -> tuple[float, list[int]]:
-    """`deploy.yml -e env=prod` with this build record: seconds and bytes per host."""
-    play = lab.deploy(record)
+def inventory_of(lab: Lab, chosen: list[Host]) -> Path:
+    """An inventory whose environment prod is CHOSEN alone, of the lab's hosts; a play's
+    `--limit` would leave out the controller's own plays too."""
+    names = "-".join(host.name for host in chosen)
+    return hosts.inventory(lab.workdir / f"inventory-{names}.ini", lab.key, {"prod": chosen})
+
+
+def deploy(lab: Lab, record: Path, inventory: Path | None = None) -> tuple[float, list[int]]:
+    """`deploy.yml -e env=prod` with this build record, to INVENTORY's hosts (else all the
+    lab's): seconds and bytes per host."""
+    play = lab.play(
+        "deploy.yml", *lab.deploy_args(record), label=f"deploy-{record.stem}", inventory=inventory
+    )
     if play.returncode != 0:
         raise KitError(
             f"the bench deploy of {record.stem} failed (exit {play.returncode}); see {play.log}"
@@ -55,13 +67,13 @@ def deploy(lab: Lab, record: Path) -> tuple[float, list[int]]:
     return play.seconds, play.shipped()
 
 
-def naive_deploy(lab: Lab, image: str) -> tuple[float, int]:
+def naive_deploy(lab: Lab, image: str, hosts: list[Host]) -> tuple[float, int]:
     """Full `docker save` per host over SSH, `docker load`, `compose up --wait`."""
     started = time.monotonic()
     archive = lab.workdir / "naive.tar"
     shipped = 0
     up = f"export WEBAPP_IMAGE={image}; {HOST_COMPOSE} up --detach --wait --remove-orphans"
-    for host in lab.hosts:
+    for host in hosts:
         # The naive way keeps no cache: it exports the image for every host it ships.
         docker("save", "--output", str(archive), image, timeout=DEPLOY_TIMEOUT_S)
         shipped = archive.stat().st_size
@@ -75,24 +87,29 @@ def naive_deploy(lab: Lab, image: str) -> tuple[float, int]:
 
 
 def measure(
-    lab: Lab, releases: dict[str, Path], naive_image: str, *, quick: bool
+    lab: Lab, releases: dict[str, Path], naive_image: str, *, quick: bool, count: int
 ) -> dict[str, Any]:
-    """First deploy, no-change re-run, code-change redeploy, redeploys under traffic, naive."""
+    """First deploy, no-change re-run, code-change redeploy, redeploys under traffic, naive,
+    to the lab's first COUNT hosts (the others are left for later phases)."""
     out: dict[str, Any] = {}
-    with console.step(f"First deploy to {len(lab.hosts)} test host(s)"):
-        out["deploy.first_s"], first_bytes = deploy(lab, releases["v1"])
+    measured = lab.hosts[:count]
+    only = inventory_of(lab, measured) if count < len(lab.hosts) else None
+    with console.step(f"First deploy to {count} test host(s)"):
+        out["deploy.first_s"], first_bytes = deploy(lab, releases["v1"], only)
         console.detail(f"{out['deploy.first_s']:.1f} s, shipped {first_bytes} bytes")
     with console.step("No-change re-run"):
-        out["deploy.noop_s"], _ = deploy(lab, releases["v1"])
+        out["deploy.noop_s"], _ = deploy(lab, releases["v1"], only)
     with console.step("Code-change redeploy"):
-        out["deploy.code_change_s"], shipped = deploy(lab, releases["v2"])
+        out["deploy.code_change_s"], shipped = deploy(lab, releases["v2"], only)
     out["deploy.code_change_bytes_per_host"] = max(shipped) if shipped else 0
     console.detail(f"code change: {out['deploy.code_change_s']:.1f} s, shipped {shipped} bytes")
-    count = QUICK_REDEPLOYS if quick else FULL_REDEPLOYS
+    redeploys_count = QUICK_REDEPLOYS if quick else FULL_REDEPLOYS
     # Two builds in turn, each deploy a code change that switches the app's slots.
-    order = [releases["v3"] if n % 2 == 0 else releases["v2"] for n in range(count)]
-    with console.step(f"{count} redeploys and a rollback under mixed traffic on the first host"):
-        redeploys = redeploy_loop.run(lab, order, console.detail)
+    order = [releases["v3"] if n % 2 == 0 else releases["v2"] for n in range(redeploys_count)]
+    with console.step(
+        f"{redeploys_count} redeploys and a rollback under mixed traffic on the first host"
+    ):
+        redeploys = redeploy_loop.run(lab, order, console.detail, only)
     if redeploys.failed_play is not None:
         play = redeploys.failed_play
         raise KitError(f"a bench redeploy failed (exit {play.returncode}); see {play.log}")
@@ -104,7 +121,7 @@ def measure(
     )
     with console.step("Naive code-change deploy: full `docker save` + `compose up` per host"):
         out["deploy.naive_code_change_s"], out["deploy.naive_bytes_per_host"] = naive_deploy(
-            lab, naive_image
+            lab, naive_image, measured
         )
     out.update(
         {

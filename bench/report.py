@@ -9,7 +9,7 @@ from typing import Any
 from bench.targets import Verdict
 
 # The issue's key names, in its order: bench.json always holds exactly these.
-KEYS = (
+KEYS: tuple[str, ...] = (
     "http.baseline_hello_rps", "http.baseline_sqlite_insert_rps",
     "http.get_note_rps", "http.proxy_get_note_rps", "http.list_rps", "http.search_rps",
     "http.create_note_rps",
@@ -21,6 +21,19 @@ KEYS = (
     "redeploy.count", "redeploy.requests", "redeploy.failed", "redeploy.max_gap_ms",
     "redeploy.lost_or_doubled",
 )  # fmt: skip
+# The operating commands' rows: (label, the key on 1 host, the key on 2 hosts).
+OPERATE_ROWS = (
+    ("`status`", "operate.status_1host_s", "operate.status_2hosts_s"),
+    ("`status`, connections kept open", "operate.status_1host_warm_s",
+     "operate.status_2hosts_warm_s"),
+    ("`status --json`", "operate.status_json_1host_s", "operate.status_json_2hosts_s"),
+    ("`logs app --since 10m`", "operate.logs_1host_s", "operate.logs_2hosts_s"),
+    ("`exec --host H app true`", "operate.exec_s", None),
+    ("`audit`", "operate.audit_1host_s", "operate.audit_2hosts_s"),
+    ("first `status`: inventory listing and connections new", None, "operate.status_first_s"),
+)  # fmt: skip
+OPERATE_KEYS = tuple(key for row in OPERATE_ROWS for key in row[1:] if key is not None)
+KEYS += OPERATE_KEYS
 SCENARIOS = (
     ("baseline_hello", "bare `/hello` (framework ceiling)"),
     ("baseline_sqlite_insert", "bare sqlite3 `BEGIN IMMEDIATE` insert (write ceiling)"),
@@ -40,13 +53,13 @@ class ReportError(ValueError):
     """The measurements lack a key the report promises."""
 
 
-def nested(flat: dict[str, float]) -> dict[str, dict[str, float]]:
+def nested(flat: dict[str, float], keys: tuple[str, ...] = KEYS) -> dict[str, dict[str, float]]:
     """{"http.x": 1} → {"http": {"x": 1}}, refusing a run that misses any promised key."""
-    missing = [key for key in KEYS if key not in flat]
+    missing = [key for key in keys if key not in flat]
     if missing:
         raise ReportError(f"the run measured no value for {', '.join(missing)}; rerun the bench")
     out: dict[str, dict[str, float]] = {}
-    for key in KEYS:
+    for key in keys:
         group, name = key.split(".", 1)
         out.setdefault(group, {})[name] = flat[key]
     return out
@@ -54,6 +67,19 @@ def nested(flat: dict[str, float]) -> dict[str, dict[str, float]]:
 
 def _num(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+
+
+def operate_markdown(flat: dict[str, float], details: dict[str, Any]) -> list[str]:
+    """The operating commands' table: the median seconds of fresh processes."""
+    runs = details.get("operate_runs", "?")
+    lines = [
+        f"| operating command, a fresh process (median of {runs}) | 1 host | 2 hosts |",
+        "|---|---:|---:|",
+    ]
+    for label, one, two in OPERATE_ROWS:
+        cells = [f"{flat[key]:.2f} s" if key else "—" for key in (one, two)]
+        lines.append(f"| {label} | {cells[0]} | {cells[1]} |")
+    return lines
 
 
 def markdown(
@@ -118,6 +144,8 @@ def markdown(
         f"| longest gap without a success | {flat['redeploy.max_gap_ms']:,.0f} ms |",
         f"| failures by kind | {_failures(details.get('redeploy_failures', {}))} |",
         "",
+        *operate_markdown(flat, details),
+        "",
         "| target | figure | met |",
         "|---|---:|---|",
     ]
@@ -167,6 +195,31 @@ def chart(flat: dict[str, float], path: Path) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+def write_operate(
+    directory: Path,
+    flat: dict[str, float],
+    details: dict[str, Any],
+    verdicts: list[Verdict],
+    machine: str,
+) -> list[Path]:
+    """reports/operate.json and operate.md of a run of the operating commands alone."""
+    directory.mkdir(parents=True, exist_ok=True)
+    document = {
+        **nested(flat, OPERATE_KEYS),
+        "targets": [{"target": v.name, "met": v.met, "figure": v.figure} for v in verdicts],
+        "details": details,
+        "machine": machine,
+    }
+    paths = [directory / "operate.json", directory / "operate.md"]
+    paths[0].write_text(json.dumps(document, indent=2) + "\n")
+    lines = [f"Machine: {machine}. Mode: {details.get('mode', 'full')}.", ""]
+    lines += operate_markdown(flat, details)
+    lines += ["", "| target | figure | met |", "|---|---:|---|"]
+    lines += [f"| {v.name} | {v.figure} | {'yes' if v.met else 'MISSED'} |" for v in verdicts]
+    paths[1].write_text("\n".join(lines) + "\n")
+    return paths
 
 
 def write(

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from harness import image_budget
 
 MB = 1_000_000
+# `nox -s status -- prod` on two hosts, a fresh process with new connections.
+STATUS_2HOSTS_MAX_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -22,6 +24,20 @@ class Verdict:
 
 def _ratio(results: dict[str, float], top: str, bottom: str) -> float:
     return results[top] / results[bottom] if results[bottom] else 0.0
+
+
+def operate(results: dict[str, float]) -> list[Verdict]:
+    """The operating commands' target, judged when the run measured them."""
+    if "operate.status_2hosts_s" not in results:
+        return []
+    seconds = results["operate.status_2hosts_s"]
+    return [
+        Verdict(
+            f"operate.status_2hosts_s ≤ {STATUS_2HOSTS_MAX_S:.0f} s",
+            seconds <= STATUS_2HOSTS_MAX_S,
+            f"{seconds:.2f} s",
+        )
+    ]
 
 
 def evaluate(results: dict[str, float]) -> list[Verdict]:
@@ -80,4 +96,5 @@ def evaluate(results: dict[str, float]) -> list[Verdict]:
             over_base <= image_budget.MAX_GROWTH,
             f"+{over_base / MB:.1f} MB",
         ),
+        *operate(results),
     ]

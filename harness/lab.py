@@ -110,17 +110,25 @@ class Lab:
         record = release.path if isinstance(release, Release) else release
         return ["-e", "env=prod", "-e", f"webapp_build_record={record}", *args]
 
-    def deploy(self, release: Release | Path, *args: str, label: str = "") -> Play:
-        """`deploy.yml -e env=prod` of `release` (a Release or a build record's path)."""
+    def deploy(
+        self, release: Release | Path, *args: str, label: str = "", inventory: Path | None = None
+    ) -> Play:
+        """`deploy.yml -e env=prod` of `release` (a Release or a build record's path), to
+        INVENTORY's hosts (else all the lab's)."""
         name = release.name if isinstance(release, Release) else release.stem
         return self.play(
-            "deploy.yml", *self.deploy_args(release, *args), label=label or f"deploy-{name}"
+            "deploy.yml",
+            *self.deploy_args(release, *args),
+            label=label or f"deploy-{name}",
+            inventory=inventory,
         )
 
-    def rollback(self, release: Release | Path) -> Play:
+    def rollback(self, release: Release | Path, inventory: Path | None = None) -> Play:
         """`rollback.yml -e env=prod` to each host's previous release (`release` is the
         build record the play's controller-side checks read)."""
-        return self.play("rollback.yml", *self.deploy_args(release), label="rollback")
+        return self.play(
+            "rollback.yml", *self.deploy_args(release), label="rollback", inventory=inventory
+        )
 
     # Releases
 

@@ -37,15 +37,17 @@ def run(
     lab: Lab,
     releases: Sequence[Release | Path],
     progress: Callable[[str], None] = lambda line: None,
+    inventory: Path | None = None,
 ) -> Redeploys:
-    """Deploy each of `releases` in turn, then `rollback.yml`, under traffic to hosts[0]."""
+    """Deploy each of `releases` in turn, then `rollback.yml`, under traffic to hosts[0],
+    to INVENTORY's hosts (else all the lab's)."""
     host = lab.hosts[0]
     assert host.public_port is not None, f"{host.name} publishes no proxy port"
     with MixedTraffic(host.public_port) as traffic:
         result = Redeploys(traffic.record)
         time.sleep(MARGIN_S)
         for number, release in enumerate(releases, start=1):
-            play = lab.deploy(release)
+            play = lab.deploy(release, inventory=inventory)
             if play.returncode != 0:
                 result.failed_play = play
                 break
@@ -55,7 +57,7 @@ def run(
                 f"{traffic.record.failed}/{traffic.record.requests} requests failed so far"
             )
         else:
-            play = lab.rollback(releases[-1])
+            play = lab.rollback(releases[-1], inventory)
             if play.returncode != 0:
                 result.failed_play = play
             result.rollback_s = play.seconds

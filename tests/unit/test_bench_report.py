@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.report import KEYS, ReportError, markdown, nested, write
+from bench import targets
+from bench.report import KEYS, OPERATE_KEYS, ReportError, markdown, nested, write, write_operate
 from bench.targets import evaluate
 from harness import image_budget
 
@@ -20,6 +21,10 @@ FLAT.update(
         "deploy.naive_bytes_per_host": 214_208_512.0,
         "build.image_bytes": 206_900_000.0,
         "build.base_image_bytes": 155_400_000.0,
+        "operate.status_1host_s": 0.456,
+        "operate.status_2hosts_s": 2.5,
+        "operate.exec_s": 0.37,
+        "operate.status_first_s": 3.04,
     }
 )
 DETAILS = {
@@ -32,6 +37,7 @@ DETAILS = {
         {"workers": 2, "threads": 4, "get_note_rps": 900.0, "create_note_rps": 350.0, "best": 1},
     ],
     "redeploy_failures": {"POST 502": 2, "GET ConnectionResetError": 1},
+    "operate_runs": 3,
 }
 
 
@@ -70,3 +76,31 @@ def test_write_makes_json_markdown_and_a_png(tmp_path: Path) -> None:
     assert {t["met"] for t in document["targets"]} == {True, False}
     assert paths[2].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert paths[2].stat().st_size > 10_000
+
+
+def test_markdown_shows_the_operating_commands_on_one_and_two_hosts() -> None:
+    text = markdown(FLAT, DETAILS, evaluate(FLAT), "2 cores")
+    assert "| operating command, a fresh process (median of 3) | 1 host | 2 hosts |" in text
+    assert "| `status` | 0.46 s | 2.50 s |" in text
+    # exec runs on one host; the first status is measured on the two.
+    assert "| `exec --host H app true` | 0.37 s | — |" in text
+    assert "| first `status`: inventory listing and connections new | — | 3.04 s |" in text
+    assert "| operate.status_2hosts_s ≤ 2 s | 2.50 s | MISSED |" in text
+
+
+def test_the_operating_commands_alone_make_their_own_report(tmp_path: Path) -> None:
+    alone = {key: FLAT[key] for key in OPERATE_KEYS}
+    paths = write_operate(tmp_path, alone, DETAILS, targets.operate(alone), "2 cores, load 3.3")
+    assert [p.name for p in paths] == ["operate.json", "operate.md"]
+    document = json.loads(paths[0].read_text())
+    assert document["operate"]["status_2hosts_s"] == 2.5
+    assert set(document) == {"operate", "targets", "details", "machine"}
+    assert document["targets"] == [
+        {"target": "operate.status_2hosts_s ≤ 2 s", "met": False, "figure": "2.50 s"}
+    ]
+    text = paths[1].read_text()
+    assert text.startswith("Machine: 2 cores, load 3.3. Mode: quick.")
+    assert "| `status` | 0.46 s | 2.50 s |" in text
+    with pytest.raises(ReportError, match=r"no value for operate\.exec_s"):
+        write_operate(tmp_path, {k: v for k, v in alone.items() if k != "operate.exec_s"},
+                      DETAILS, [], "2 cores")  # fmt: skip

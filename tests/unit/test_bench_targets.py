@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bench import targets
 from bench.targets import evaluate
 from harness import image_budget
 
@@ -24,12 +25,13 @@ MET = {
     "redeploy.failed": 0,
     "redeploy.lost_or_doubled": 0,
     "redeploy.max_gap_ms": 500.0,
+    "operate.status_2hosts_s": targets.STATUS_2HOSTS_MAX_S,
 }
 
 
 def test_figures_exactly_on_every_bound_meet_every_target() -> None:
     verdicts = evaluate(MET)
-    assert len(verdicts) == 10
+    assert len(verdicts) == 11
     assert all(v.met for v in verdicts), [v for v in verdicts if not v.met]
 
 
@@ -51,6 +53,7 @@ def test_figures_exactly_on_every_bound_meet_every_target() -> None:
             "image",
             f"+{image_budget.MAX_GROWTH / image_budget.MB:.1f} MB",
         ),
+        ("operate.status_2hosts_s", 2.004, "operate.status_2hosts_s", "2.00 s"),
     ],
 )
 def test_each_target_is_missed_just_past_its_bound(
@@ -65,3 +68,11 @@ def test_each_target_is_missed_just_past_its_bound(
 def test_a_zero_baseline_is_a_miss_not_a_division_error() -> None:
     verdicts = evaluate({**MET, "http.baseline_hello_rps": 0.0})
     assert not verdicts[0].met
+
+
+def test_a_run_without_the_operating_commands_has_no_verdict_on_them() -> None:
+    without = {key: value for key, value in MET.items() if not key.startswith("operate.")}
+    assert [v.name for v in evaluate(without)] == [v.name for v in evaluate(MET)][:-1]
+    assert targets.operate(without) == []
+    (alone,) = targets.operate({"operate.status_2hosts_s": 0.61})
+    assert alone.met and alone.figure == "0.61 s" and alone.name.endswith("≤ 2 s")

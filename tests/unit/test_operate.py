@@ -3,8 +3,15 @@ usage errors, and how a probe's report is judged and shown."""
 
 from __future__ import annotations
 
+import json
+import socketserver
 import subprocess
 import sys
+import tempfile
+import threading
+import urllib.parse
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +19,7 @@ import pytest
 
 from harness.repo import ROOT
 from kit.console import KitError
-from kit.operate import inventory, remote, status
+from kit.operate import host_probe, inventory, remote, status
 from kit.operate.inventory import Host
 
 INVENTORY = """\
@@ -154,3 +161,81 @@ def test_an_unreachable_host_is_named(tmp_path: Path) -> None:
     assert not judged.reachable
     assert judged.problems[0].startswith("gone unreachable over SSH: ")
     assert "gone" in status.table([judged]) and "unreachable" in status.table([judged])
+
+
+INSPECTED = {
+    "Id": "c1", "Image": "sha256:" + "b" * 64, "RestartCount": 2,
+    "State": {"Status": "running", "Health": {"Status": "healthy"},
+              "StartedAt": "2026-12-02T16:10:11Z"},
+    "Config": {"Labels": {"com.docker.compose.service": "app"},
+               "Env": ["APP_VERSION=1.2", "APP_REVISION=abcdef0", "PATH=/bin"]},
+}  # fmt: skip
+
+
+class EngineServer(socketserver.ThreadingMixIn, socketserver.UnixStreamServer):
+    daemon_threads = True
+    asked: list[str]
+
+
+class EngineHandler(BaseHTTPRequestHandler):
+    """The two answers of the Docker engine's API that the probe reads."""
+
+    server: EngineServer
+
+    def do_GET(self) -> None:
+        self.server.asked.append(self.path)
+        url = urllib.parse.urlsplit(self.path)
+        body: Any = {"message": "no such path"}
+        status_code = 404
+        if url.path == "/containers/json":
+            label = json.loads(urllib.parse.parse_qs(url.query)["filters"][0])["label"]
+            body, status_code = ([{"Id": "c1"}] if label == ["com.docker.compose.project=p"]
+                                 else []), 200  # fmt: skip
+        elif url.path == "/containers/c1/json":
+            body, status_code = INSPECTED, 200
+        data = json.dumps(body).encode()
+        self.send_response(status_code)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def engine(monkeypatch: pytest.MonkeyPatch) -> Iterator[EngineServer]:
+    """A server on a unix socket that answers as the engine does, named by DOCKER_HOST."""
+    # Short: a unix socket's path must stay under about 100 bytes.
+    with tempfile.TemporaryDirectory(dir="/tmp") as directory:
+        path = f"{directory}/engine.sock"
+        with EngineServer(path, EngineHandler) as server:
+            server.asked = []
+            monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+            thread = threading.Thread(target=server.serve_forever, daemon=True)
+            thread.start()
+            yield server
+            server.shutdown()
+
+
+def test_the_probe_reads_the_containers_from_the_engines_socket(engine: EngineServer) -> None:
+    assert host_probe.containers("p") == [
+        {"id": "c1", "service": "app", "image_id": "sha256:" + "b" * 64, "state": "running",
+         "health": "healthy", "started_at": "2026-12-02T16:10:11Z", "restarts": 2,
+         "version": "1.2", "revision": "abcdef0"},
+    ]  # fmt: skip
+    assert [urllib.parse.urlsplit(path).path for path in engine.asked] == [
+        "/containers/json",
+        "/containers/c1/json",
+    ]
+    assert host_probe.containers("other") == []
+    with pytest.raises(OSError, match="the engine answered 404 to /nowhere"):
+        host_probe.engine_get("/nowhere")
+
+
+def test_another_docker_host_is_left_to_the_docker_cli(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:1")
+    with pytest.raises(OSError, match=r"DOCKER_HOST=tcp://127\.0\.0\.1:1 is not a unix socket"):
+        host_probe.engine_get("/containers/json")
+    # The CLI cannot reach that engine either: no containers, and no exception.
+    assert host_probe.containers("p") == []
