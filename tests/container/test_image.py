@@ -15,6 +15,7 @@ import pytest
 from harness import image_budget
 from harness.commands import run
 from harness.repo import APP_UID, ROOT
+from kit import image as kit_image
 from kit import revision
 
 # What goes into the build context (see .dockerignore); the rebuild tests copy exactly this.
@@ -137,7 +138,10 @@ def _build(context: Path, record: dict[str, Any], tag: str) -> tuple[str, str]:
         "APP_REVISION": record["revision"],
         "APP_BUILT_AT": record["built_at"],
     }
-    command = ["docker", "build", "--tag", tag]
+    # The label `nox -s build` adds, computed the same way from this context.
+    fingerprint = kit_image.proxy_fingerprint(record["base_image_id"], context)
+    label = f"{kit_image.PROXY_LABEL}={fingerprint}"
+    command = ["docker", "build", "--tag", tag, "--label", label]
     for name, value in arguments.items():
         command += ["--build-arg", f"{name}={value}"]
     env = {**os.environ, "DOCKER_BUILDKIT": "0"}
