@@ -109,19 +109,21 @@ def _changed(session: Session) -> None:
     mark_changed(session, transaction_manager=session.info["request"].tm)
 
 
-def create(session: Session, data: NoteInput) -> NoteRecord:
-    """A new note, committed: a single INSERT needs no transaction manager around it."""
+def create(db: Session | Connection | Engine, data: NoteInput) -> NoteRecord:
+    """A new note. On an engine it commits on its own: a single INSERT needs no
+    transaction manager around it. In a session or on a connection it stays in the
+    caller's transaction (the page's, under pyramid_tm; the tests' outer one).
+    """
     now = utcnow()
-    bind = session.get_bind()
-    if isinstance(bind, Engine):
+    if isinstance(db, Engine):
         times = _TIME_IN(now)
         params = (data.title, data.body, _TAGS_IN(data.tags), times, times, 1)
-        note_id = write_one(bind, _INSERT_SQL, params)
+        note_id = write_one(db, _INSERT_SQL, params)
     else:
-        # A session on a connection (the tests' outer transaction) stays in it.
         values = dict(zip(_INSERTED, (data.title, data.body, data.tags, now, now, 1), strict=True))
-        result = session.execute(_INSERT, values)
-        _changed(session)
+        result = db.execute(_INSERT, values)
+        if isinstance(db, Session):
+            _changed(db)
         (note_id,) = result.inserted_primary_key  # type: ignore[attr-defined]
     return NoteRecord(note_id, data.title, data.body, list(data.tags), now, now, 1)  # type: ignore[arg-type]
 
