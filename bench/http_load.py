@@ -23,10 +23,14 @@ from typing import Any
 
 from bench.wrk_result import WrkResult, parse
 from kit import console, stack
+from webapp.settings import VARIABLES
 
 SCRIPT = Path(__file__).parent / "wrk" / "scenario.lua"
 PROJECT = "webapp-bench"
 COMPOSE_FILES = "compose/compose.yaml:compose/compose.prod.yaml:bench/compose.bench.yaml"
+# The Gunicorn setting every scenario runs on: the stack's own default.
+DEFAULT = (int(VARIABLES["GUNICORN_WORKERS"].default or 0),
+           int(VARIABLES["GUNICORN_THREADS"].default or 0))  # fmt: skip
 WRK_THREADS = 2
 WRK_CONNECTIONS = 16
 # Scenario name → (which server, wrk scenario). Baselines hit the `baseline` service.
@@ -138,8 +142,11 @@ def measure(
     scenarios: dict[str, dict[str, Any]] = {}
     rows = []
     try:
-        with console.step("Starting the prod stack with the bare baselines (2 x 4)"):
-            bench_stack.configure(2, 4)
+        workers, threads = DEFAULT
+        with console.step(
+            f"Starting the prod stack with the bare baselines ({workers} x {threads})"
+        ):
+            bench_stack.configure(workers, threads)
             id_range = seed(bench_stack.url("app"), seed_count)
         for name, (server, scenario) in SCENARIOS.items():
             result = run_wrk(bench_stack.url(server), scenario, seconds, id_range)

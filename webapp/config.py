@@ -35,9 +35,10 @@ def make_app(settings: Settings, *, engine: Engine | None = None) -> Any:
             # A few attempts absorb a writer that held the lock past busy_timeout.
             "retry.attempts": 3,
             "tm.manager_hook": pyramid_tm.explicit_manager,
-            # Reads skip the transaction manager (see webapp.db.session.writes); there is
+            # Reads and the API's creates skip the transaction manager (see
+            # webapp.notes.api.transaction_managed); there is
             # no authentication, so there is no user to note on a transaction either.
-            "tm.activate_hook": "webapp.db.session.writes",
+            "tm.activate_hook": "webapp.notes.api.transaction_managed",
             "tm.annotate_user": False,
             "jinja2.directories": "webapp:templates",
             "jinja2.autoescape": True,

@@ -337,7 +337,7 @@ VARIABLES: dict[str, Variable] = {
             "GUNICORN_WORKERS",
             WholeNumber(1, 64),
             _GUNICORN,
-            default="2",
+            default="4",
             meaning="worker processes",
         ),
         Variable(

@@ -50,6 +50,22 @@ def request_session(request: Any) -> Session:
     return session
 
 
+def read_bind(request: Any) -> Engine | Connection:
+    """What a read request's sessions would be bound to, for a lookup that needs no
+    Session at all: making and closing one cost as much as the SELECT (GET of a note).
+    """
+    bind: Engine | Connection = request.registry["dbsession_factories"]["read"].kw["bind"]
+    return bind
+
+
+def write_bind(request: Any) -> Engine | Connection:
+    """What a write request's sessions would be bound to, for a write that commits on
+    its own (webapp.notes.store.create) and so needs neither a Session nor pyramid_tm.
+    """
+    bind: Engine | Connection = request.registry["dbsession_factories"]["write"].kw["bind"]
+    return bind
+
+
 def _events(session: Session) -> ZopeTransactionEvents:
     """zope.sqlalchemy's handlers, bound to the transaction manager of the session's request."""
     return ZopeTransactionEvents(transaction_manager=session.info["request"].tm)

@@ -9,5 +9,5 @@ from typing import Any
 
 
 def includeme(config: Any) -> None:
-    config.scan("webapp.notes.api")
+    config.include("webapp.notes.api")
     config.scan("webapp.notes.page")
