@@ -41,9 +41,10 @@ except settings.ConfigError as exc:
 
 bind = [_env("GUNICORN_BIND")]
 # The edge proxy forwards over this slot's unix socket on a volume the containers share;
-# where that volume is not mounted (Gunicorn run on a host), there is no proxy to serve.
+# where that volume is not mounted (Gunicorn run on a host, or the image run alone on its
+# read-only root), there is no proxy to serve.
 _socket_dir = _env("WEBAPP_SOCKET_DIR")
-if os.path.isdir(_socket_dir):
+if os.path.isdir(_socket_dir) and os.access(_socket_dir, os.W_OK):
     _slot = _env("WEBAPP_SLOT")
     bind.append(f"unix:{slots.socket_path(_socket_dir, _slot)}")
     # A slot drained by an earlier release (or left so by a crash) serves again once
