@@ -125,8 +125,14 @@ def test_a_record_of_an_image_not_on_the_controller_is_refused(project: Path) ->
     ("one", "other"),
     [
         ("sftp://replica@backup.example/srv/webapp", "sftp://replica@backup.example/srv/webapp/"),
-        ("sftp://replica@backup.example/srv/webapp", "sftp://replica@Backup.Example:22/srv/webapp"),
-        ("sftp://replica@backup.example/srv/webapp", "sftp://replica@backup.example/srv//./webapp"),
+        (
+            "sftp://replica@backup.example/srv/webapp",
+            "sftp://replica@Backup.Example:22/srv/webapp",
+        ),
+        (
+            "sftp://replica@backup.example/srv/webapp",
+            "sftp://replica@backup.example/srv//./webapp",
+        ),
         ("file:///mnt/replica/webapp", "file:///mnt/replica/webapp/"),
     ],
 )
@@ -175,10 +181,10 @@ def _play(
     inventory = tmp_path / "inventory.ini"
     inventory.write_text("\n".join(lines) + "\n")
     checkout = _checkout(tmp_path / "checkout", env_url)
+    env = {"ANSIBLE_TIMEOUT": "5", "WEBAPP_SECRET_KEY": secret_files.new_key()}
     return playbook.start(
         book, "-e", "env=prod", "-e", f"webapp_repo_dir={checkout}", *args,
-        inventory=inventory, env={"ANSIBLE_TIMEOUT": "5", "WEBAPP_SECRET_KEY": secret_files.new_key()},
-        timeout=300,
+        inventory=inventory, env=env, timeout=300,
     ).wait()  # fmt: skip
 
 
