@@ -19,6 +19,7 @@ NAMES = [
     "hardening",
     "deploy_faults",
     "host_secrets",
+    "host_loss",
 ]
 
 
