@@ -17,6 +17,7 @@ how many of them came back is reported, not judged.
 from __future__ import annotations
 
 import json
+import secrets
 import threading
 import time
 import urllib.parse
@@ -43,6 +44,7 @@ STATUS_FILE = "/data/.app.db-replica.json"
 SYNC_WAIT_S = 60
 REQUEST_TIMEOUT_S = 5.0
 REPLICA_DIRECTORY = "hostloss"
+NETWORK_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -221,9 +223,18 @@ class HostLoss:
                 inventory=self.inventory(self.new, target, url), label="deploy-recover",
             )  # fmt: skip
         outcome.figures["host_loss.recovery_s"] = round(recovered.seconds, 1)
-        if not outcome.check(
-            recovered.returncode == 0, f"the deploy to the new server failed; see {recovered.log}"
-        ):
+        if recovered.returncode != 0:
+            # The stack's own account of it, kept beside the play's log.
+            logs = lab.sh(self.new, f"{HOST_COMPOSE} logs --no-color sqlite")
+            kept = lab.logs / "sqlite-after-recovery.log"
+            kept.write_text(logs + "\n" + target.sh(f"ls -lR {sftp_target.HOME}"))
+            # The replica itself, to restore and examine by hand.
+            docker("cp", f"{target.container}:{sftp_target.HOME}/{REPLICA_DIRECTORY}",
+                   str(lab.logs / "replica"), check=False)  # fmt: skip
+            last = logs.strip().splitlines()[-1:] or ["(no sqlite log)"]
+            outcome.fail(
+                f"the deploy to the new server failed; see {recovered.log} and {kept}: {last[0]}"
+            )
             return
         logs = lab.sh(self.new, f"{HOST_COMPOSE} logs sqlite")
         outcome.check(
@@ -268,11 +279,22 @@ class HostLoss:
         )
 
 
+def create_network(name: str) -> None:
+    """A network whose subnet no test host's own engine uses: Docker's default pool hands
+    out 172.18.0.0/16 and up, which the stacks inside the hosts take too, and a host then
+    cannot join (its routes conflict). Another run may hold a subnet: try a few."""
+    for _ in range(NETWORK_ATTEMPTS):
+        subnet = f"10.{200 + secrets.randbelow(51)}.{secrets.randbelow(256)}.0/24"
+        if docker("network", "create", "--subnet", subnet, name, check=False).returncode == 0:
+            return
+    raise RuntimeError(f"no free subnet for network {name} in {NETWORK_ATTEMPTS} tries")
+
+
 def run(context: DrillContext) -> DrillOutcome:
     outcome = DrillOutcome(name="host_loss")
     network = f"drills-host-loss-{uuid.uuid4().hex[:6]}"
     with host_lab.running(context, "host_loss", 2) as lab:
-        docker("network", "create", network)
+        create_network(network)
         target = None
         try:
             for host in lab.hosts:
