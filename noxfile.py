@@ -145,7 +145,7 @@ def bench(session: nox.Session) -> None:
 
 @nox.session(python=PYTHON, default=False)
 def drills(session: nox.Session) -> None:
-    """Attack the prod stack and test hosts: reports/drills.*; `-- --quick` < 5 min."""
+    """Attack the prod stack and test hosts: reports/drills.*; `-- --quick` about 6 min."""
     install_dev_tools(session)
     session.run("python", "-m", "drills", *session.posargs)
 

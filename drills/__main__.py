@@ -54,7 +54,7 @@ def run(quick: bool, only: list[str] | None) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m drills", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="reduced run, under 5 minutes")
+    parser.add_argument("--quick", action="store_true", help="reduced run, about 6 minutes")
     parser.add_argument(
         "--only", nargs="+", metavar="NAME", help=f"run only these: {', '.join(catalog.NAMES)}"
     )

@@ -20,6 +20,7 @@ NAMES = [
     "deploy_faults",
     "redeploy",
     "host_secrets",
+    "host_loss",
 ]
 
 

@@ -3,12 +3,14 @@
     python -m kit.deploy_plan check --env prod --groups dev,prod
     python -m kit.deploy_plan render --env prod --image TAG --set KEY=VALUE ... --out PATH
     python -m kit.deploy_plan secret < KEY
+    python -m kit.deploy_plan replicas HOST=REPLICA_URL ...
 
 `check` validates the environment name, its env file and the build record, and prints the
 plan as JSON. `render` writes the env file one host gets (the repository's file with the
 built image pinned and the host's overrides) and prints its hash and the compose files'
 hash; the deploy compares live hosts with exactly these values.
 `secret` judges the prod key read from stdin by the app's own rule, and never prints it.
+`replicas` refuses two hosts that would replicate to one replica.
 The rules of every value are in webapp/settings.py.
 """
 
@@ -18,9 +20,11 @@ import argparse
 import hashlib
 import json
 import os
+import posixpath
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from kit import env_file
 from kit.console import KitError
@@ -64,6 +68,43 @@ def replica_problem(where: str, values: dict[str, str]) -> None:
             f"{where}: REPLICA_URL is sftp:// but WEBAPP_REPLICA_HOST_KEY is not set; add the "
             "server's key line (`ssh-keyscan -t ed25519 HOST`), an unpinned server is refused"
         )
+
+
+def replica_identity(url: str) -> str:
+    """One spelling for every way of writing one replica's URL: scheme and host name in
+    lower case, SFTP's default port 22 dropped, the path without `.`, doubled or trailing
+    slashes."""
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is not None and not (scheme == "sftp" and port == 22):
+        host = f"{host}:{port}"
+    user = f"{parts.username}@" if parts.username else ""
+    path = posixpath.normpath("/" + parts.path.lstrip("/")) if parts.path.strip("/") else "/"
+    return f"{scheme}://{user}{host}{path}"
+
+
+def shared_replicas(urls: list[tuple[str, str]]) -> None:
+    """Refuse two hosts whose REPLICA_URLs name one replica: two replicators writing one
+    replica each take it for their own, and a restore from it gets neither database."""
+    first: dict[str, tuple[str, str]] = {}
+    for host, url in urls:
+        if not url:
+            continue
+        identity = replica_identity(url)
+        if identity in first:
+            other, other_url = first[identity]
+            same = url if url == other_url else f"{other_url} and {url}"
+            raise KitError(
+                f"{other} and {host} would both replicate to {same}; give each host its own "
+                "REPLICA_URL in webapp_env_overrides (inventory host variables), one "
+                "replicator per replica"
+            )
+        first[identity] = (host, url)
 
 
 def secret_problem(key: str) -> str | None:
@@ -231,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     rendering.add_argument("--set", type=_assignment, action="append", default=[])
     rendering.add_argument("--out", type=Path, required=True)
     commands.add_parser("secret", help="judge the prod key on stdin; exit 1 naming the problem")
+    replicating = commands.add_parser("replicas", help="refuse two hosts on one replica")
+    replicating.add_argument("hosts", type=_assignment, nargs="*", metavar="HOST=REPLICA_URL")
     arguments = parser.parse_args(argv)
     if arguments.command == "secret":
         problem = secret_problem(sys.stdin.read().strip())
@@ -239,6 +282,9 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     try:
+        if arguments.command == "replicas":
+            shared_replicas(arguments.hosts)
+            return 0
         if arguments.command == "check":
             groups = [name for name in arguments.groups.split(",") if name]
             result = check(arguments.env, groups, arguments.build_record)

@@ -1,13 +1,18 @@
-"""The controller-side halves of the deploy, without any host: the plan's checks and the
-choice of layers to ship."""
+"""The controller-side halves of the deploy, without any host: the plan's checks, the
+choice of layers to ship, and the real plays refusing before they contact a host (whose
+inventory hosts sit on closed loopback ports, so a contacted one shows as UNREACHABLE)."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
+from harness import playbook, ports, secret_files
+from harness.playbook import Play
+from harness.repo import BUILD_RECORD, ROOT
 from kit import deploy_plan, ship
 from kit.console import KitError
 
@@ -114,3 +119,117 @@ def test_a_record_of_an_image_not_on_the_controller_is_refused(project: Path) ->
     record.write_text(json.dumps({"image": "webapp:not-built-here", "id": "sha256:0"}))
     with pytest.raises(KitError, match=r"webapp:not-built-here .* run `nox -s build` again"):
         deploy_plan.check("prod", ["prod"], record)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ("sftp://replica@backup.example/srv/webapp", "sftp://replica@backup.example/srv/webapp/"),
+        (
+            "sftp://replica@backup.example/srv/webapp",
+            "sftp://replica@Backup.Example:22/srv/webapp",
+        ),
+        (
+            "sftp://replica@backup.example/srv/webapp",
+            "sftp://replica@backup.example/srv//./webapp",
+        ),
+        ("file:///mnt/replica/webapp", "file:///mnt/replica/webapp/"),
+    ],
+)
+def test_spellings_of_one_replica_are_one_replica(one: str, other: str) -> None:
+    assert deploy_plan.replica_identity(one) == deploy_plan.replica_identity(other)
+    with pytest.raises(KitError, match=r"^web1 and web2 would both replicate to "):
+        deploy_plan.shared_replicas([("web1", one), ("web2", other)])
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        "sftp://replica@backup.example/srv/webapp/web2",
+        "sftp://replica@backup.example:2222/srv/webapp",
+        "sftp://other@backup.example/srv/webapp",
+        "sftp://replica@backup2.example/srv/webapp",
+        "file:///srv/webapp",
+    ],
+)
+def test_distinct_replicas_and_hosts_without_one_pass(other: str) -> None:
+    one = "sftp://replica@backup.example/srv/webapp"
+    assert deploy_plan.replica_identity(one) != deploy_plan.replica_identity(other)
+    deploy_plan.shared_replicas([("web1", one), ("web2", other), ("web3", ""), ("web4", "")])
+
+
+def _checkout(root: Path, replica_url: str) -> Path:
+    """A repository view whose .env.prod sets REPLICA_URL, with the real compose/ and kit/."""
+    root.mkdir()
+    env = (ROOT / ".env.prod").read_text() + f"REPLICA_URL={replica_url}\n"
+    (root / ".env.prod").write_text(env)
+    for name in ("compose", "kit"):
+        (root / name).symlink_to(ROOT / name)
+    (root / "build").mkdir()
+    shutil.copy2(BUILD_RECORD, root / "build" / "image.json")
+    return root
+
+
+def _play(
+    tmp_path: Path, book: str, hosts: dict[str, str | None], *args: str, env_url: str = ""
+) -> Play:
+    """BOOK for prod with HOSTS (name: its own REPLICA_URL, or None for the env file's)."""
+    lines = ["[prod]"]
+    for name, url in hosts.items():
+        own = f" webapp_env_overrides='{json.dumps({'REPLICA_URL': url})}'" if url else ""
+        lines.append(f"{name} ansible_host=127.0.0.1 ansible_port={ports.free_port()}{own}")
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text("\n".join(lines) + "\n")
+    checkout = _checkout(tmp_path / "checkout", env_url)
+    env = {"ANSIBLE_TIMEOUT": "5", "WEBAPP_SECRET_KEY": secret_files.new_key()}
+    return playbook.start(
+        book, "-e", "env=prod", "-e", f"webapp_repo_dir={checkout}", *args,
+        inventory=inventory, env=env, timeout=300,
+    ).wait()  # fmt: skip
+
+
+def _refused_before_any_host(play: Play) -> str:
+    assert play.returncode != 0, play.output[-2000:]
+    assert not play.unreachable() and not play.hosts() - {"localhost"}, play.output[-2000:]
+    return play.flat()
+
+
+@pytest.mark.container
+def test_two_hosts_on_the_env_file_s_replica_are_refused_before_any_host(tmp_path: Path) -> None:
+    url = "file:///srv/replica/webapp"
+    play = _play(tmp_path, "deploy.yml", {"web1": None, "web2": None}, env_url=url)
+    output = _refused_before_any_host(play)
+    assert (
+        f"web1 and web2 would both replicate to {url}; give each host its own REPLICA_URL in "
+        "webapp_env_overrides"
+    ) in output
+
+
+@pytest.mark.container
+@pytest.mark.parametrize("book", ["deploy.yml", "restore.yml"])
+def test_two_spellings_of_one_replica_are_refused_before_any_host(
+    tmp_path: Path, book: str
+) -> None:
+    one, other = "file:///srv/replica/web", "file:///srv/replica//web/"
+    extra = ["-e", "target=web1", "-e", "from=replica"] if book == "restore.yml" else []
+    play = _play(tmp_path, book, {"web1": one, "web2": None, "web3": other}, *extra)
+    output = _refused_before_any_host(play)
+    assert f"web1 and web3 would both replicate to {one} and {other};" in output
+
+
+@pytest.mark.container
+@pytest.mark.parametrize(
+    ("hosts", "env_url"),
+    [
+        ({"web1": None}, "file:///srv/replica/webapp"),
+        ({"web1": "file:///srv/replica/web1", "web2": "file:///srv/replica/web2"}, ""),
+        ({"web1": None, "web2": "file:///srv/replica/web2"}, "file:///srv/replica/web1"),
+    ],
+)
+def test_one_replicator_per_replica_passes_to_the_hosts(
+    tmp_path: Path, hosts: dict[str, str | None], env_url: str
+) -> None:
+    play = _play(tmp_path, "deploy.yml", hosts, env_url=env_url)
+    # The preflight passed: the deploy went on to the first host, on its closed port.
+    assert play.unreachable() == {"web1"}, play.output[-2000:]
+    assert "would both replicate" not in play.output
