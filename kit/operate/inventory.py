@@ -100,6 +100,12 @@ def read(source: str | None = None) -> dict[str, Any]:
     """`ansible-inventory --list` of SOURCE (as `-i`), else ANSIBLE_INVENTORY or ansible.cfg's."""
     if source is not None and Path(source).exists():
         source = str(Path(source).resolve())
+    elif source is not None and "," not in source:
+        # Ansible would only warn and list no host at all ("host1,host2" is a host list).
+        raise KitError(
+            f"inventory {source} does not exist; give -i an inventory file or directory, "
+            "or a comma-separated host list"
+        )
     key = _cache_key(source)
     cached = CACHE_DIR / f"{key}.json"
     if key is not None and cached.is_file():

@@ -239,3 +239,12 @@ def test_another_docker_host_is_left_to_the_docker_cli(monkeypatch: pytest.Monke
         host_probe.engine_get("/containers/json")
     # The CLI cannot reach that engine either: no containers, and no exception.
     assert host_probe.containers("p") == []
+
+
+def test_a_missing_inventory_file_is_named_not_read_as_no_hosts(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.ini"
+    with pytest.raises(KitError, match=f"inventory {missing} does not exist; give -i"):
+        inventory.read(str(missing))
+    done = operate("status", "prod", "-i", str(missing))
+    assert done.returncode != 0
+    assert f"inventory {missing} does not exist" in done.stderr
