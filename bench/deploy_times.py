@@ -115,7 +115,8 @@ def measure(
         raise KitError(f"a bench redeploy failed (exit {play.returncode}); see {play.log}")
     load = redeploys.traffic
     console.detail(
-        f"{load.failed}/{load.requests} failed, max gap {load.max_gap_ms:.0f} ms, "
+        f"{load.failed}/{load.requests} failed, max gap {load.max_gap_ms:.0f} ms "
+        f"(ending {redeploy_loop.where(redeploys)}), "
         f"{len(load.acknowledged)} notes acknowledged, {len(redeploys.lost_or_doubled)} "
         "lost or doubled"
     )

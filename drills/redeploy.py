@@ -52,7 +52,8 @@ def run(context: DrillContext) -> DrillOutcome:
     )
     outcome.check(
         load.max_gap_ms <= MAX_GAP_MS,
-        f"{load.max_gap_ms:.0f} ms passed without a successful request (at most {MAX_GAP_MS})",
+        f"{load.max_gap_ms:.0f} ms passed without a successful request (at most {MAX_GAP_MS}), "
+        f"ending {redeploys.where(result)}",
     )
     outcome.figures.update(
         {

@@ -26,6 +26,8 @@ MARGIN_S = 1.0
 class Redeploys:
     traffic: TrafficRecord
     deploys: list[float] = field(default_factory=list)  # seconds per deploy
+    # (what, started, ended) in time.time() for each play, to place the longest gap.
+    plays: list[tuple[str, float, float]] = field(default_factory=list)
     rollback_s: float = 0.0
     # Acknowledged notes not stored exactly once (see MixedTraffic.lost_or_doubled).
     lost_or_doubled: list[str] = field(default_factory=list)
@@ -47,7 +49,9 @@ def run(
         result = Redeploys(traffic.record)
         time.sleep(MARGIN_S)
         for number, release in enumerate(releases, start=1):
+            began = time.time()
             play = lab.deploy(release, inventory=inventory)
+            result.plays.append((f"redeploy {number}", began, time.time()))
             if play.returncode != 0:
                 result.failed_play = play
                 break
@@ -57,7 +61,9 @@ def run(
                 f"{traffic.record.failed}/{traffic.record.requests} requests failed so far"
             )
         else:
+            began = time.time()
             play = lab.rollback(releases[-1], inventory)
+            result.plays.append(("the rollback", began, time.time()))
             if play.returncode != 0:
                 result.failed_play = play
             result.rollback_s = play.seconds
@@ -66,3 +72,13 @@ def run(
     tally = host.sh(f'{HOST_COMPOSE} exec -T sqlite sqlite3 /data/app.db "{traffic.tally_sql()}"')
     result.lost_or_doubled = traffic.lost_or_doubled(tally.stdout)
     return result
+
+
+def where(result: Redeploys) -> str:
+    """Where the longest gap without a success ended: "34.2 s into redeploy 2", or "between
+    plays"."""
+    ended = result.traffic.max_gap_ended_at
+    for what, began, done in result.plays:
+        if began <= ended <= done:
+            return f"{ended - began:.1f} s into {what} (of {done - began:.1f} s)"
+    return "between plays"

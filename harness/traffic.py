@@ -27,6 +27,8 @@ class TrafficRecord:
     requests: int = 0
     failed: int = 0
     max_gap_ms: float = 0.0
+    # When the longest gap ended (time.time()), to place it among what happened meanwhile.
+    max_gap_ended_at: float = 0.0
     # Titles of the notes whose POST was answered 201: each is unique to its request.
     acknowledged: list[str] = field(default_factory=list)
     # What the failures were: "POST 502", "GET ConnectionResetError", ...
@@ -76,8 +78,10 @@ class MixedTraffic:
         with self._lock:
             self.record.requests += 1
             if ok:
-                gap = now - self._last_success
-                self.record.max_gap_ms = max(self.record.max_gap_ms, 1000 * gap)
+                gap = 1000 * (now - self._last_success)
+                if gap > self.record.max_gap_ms:
+                    self.record.max_gap_ms = gap
+                    self.record.max_gap_ended_at = time.time()
                 self._last_success = now
             else:
                 self.record.failed += 1

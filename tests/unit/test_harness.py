@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from harness import secret_files
+from harness import redeploys, secret_files
 from harness.http import Client
 from harness.playbook import Event, Play
 from harness.ports import free_port
 from harness.repo import APP_UID
-from harness.traffic import MixedTraffic
+from harness.traffic import MixedTraffic, TrafficRecord
 
 
 def test_secret_file_is_long_private_and_owned_by_the_app_user(tmp_path):
@@ -86,3 +86,11 @@ def test_traffic_names_every_acknowledged_note_not_stored_exactly_once() -> None
     assert "LIKE 'traffic-t1-%'" in traffic.tally_sql()
     with pytest.raises(ValueError, match="letters and digits only"):
         MixedTraffic(1, tag="x'; DROP TABLE notes; --")
+
+
+def test_the_longest_gap_is_placed_in_the_play_it_ended_in() -> None:
+    result = redeploys.Redeploys(TrafficRecord(max_gap_ended_at=105.0))
+    result.plays = [("redeploy 1", 100.0, 110.0), ("the rollback", 120.0, 130.0)]
+    assert redeploys.where(result) == "5.0 s into redeploy 1 (of 10.0 s)"
+    result.traffic.max_gap_ended_at = 115.0
+    assert redeploys.where(result) == "between plays"
