@@ -275,6 +275,12 @@ def test_the_heartbeat_drops_the_ready_file_when_the_replica_lags(database, targ
     replica.write_status(database, Status(url=target.url, confirmed_at=time.time() - 3600))
     cli._heartbeat(engine, ready, target, database)
     assert not ready.exists()
+    # The reason waits beside it for the healthcheck to print, until the next good beat.
+    why = tmp_path / "ready.why"
+    assert "replica" in why.read_text()
+    replica.write_status(database, Status(url=target.url, confirmed_at=time.time(), txid=2))
+    cli._heartbeat(engine, ready, target, database)
+    assert ready.exists() and not why.exists()
     engine.dispose()
 
 

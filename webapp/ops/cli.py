@@ -7,6 +7,7 @@ Every failure is one line on stderr and a non-zero exit: 1 for an operational fa
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -307,25 +308,36 @@ def _heartbeat(
     database: Path | None = None,
 ) -> None:
     """Refresh READY_FILE while the database is ready and its replica current enough;
-    remove it (and say why) when not."""
+    when not, remove it and write the reason beside it (READY_FILE.why), which the
+    healthcheck prints, so a deploy that waits on this service can name it."""
     reason = readiness.problem(engine)
     engine.dispose()  # no connection held between beats: restore and backup stay free
     if reason is None and replica_settings is not None and database is not None:
         status = replica.read_status(database)
         reason = replica.problem(replica_settings, status, time.time())
+    why = ready_file.with_name(ready_file.name + ".why")
     if reason is None:
-        partial = ready_file.with_name(ready_file.name + ".partial")
         try:
-            partial.write_text(f"{int(time.time())}\n")
-            partial.replace(ready_file)  # the healthcheck never reads a half-written beat
+            _replace(ready_file, f"{int(time.time())}\n")
         except OSError as exc:
             raise CommandError(
                 f"ready file {ready_file} cannot be written ({exc.strerror}); "
                 "pass a --ready-file on a writable path such as /tmp"
             ) from None
-    elif ready_file.exists():
+        why.unlink(missing_ok=True)
+        return
+    with contextlib.suppress(OSError):  # the reason is a courtesy; the log has it too
+        _replace(why, f"{reason}\n")
+    if ready_file.exists():
         ready_file.unlink(missing_ok=True)
         log.error("not ready: %s", reason, extra={"event": "ready", "ok": False})
+
+
+def _replace(path: Path, text: str) -> None:
+    """Write PATH whole: the healthcheck never reads a half-written file."""
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(text)
+    partial.replace(path)
 
 
 def _scheduled_backup(database: Path, directory: Path, keep: int) -> None:

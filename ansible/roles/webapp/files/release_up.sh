@@ -64,8 +64,9 @@ wait_healthy() {
                 return 1
             fi
             if [ "$health" = unhealthy ]; then
+                # The last check's own words: the healthchecks print the reason last.
                 reason=$(docker inspect --format '{{with .State.Health}}{{range .Log}}{{.Output}}{{end}}{{end}}' \
-                    "$(compose ps --quiet "$service")" | tr -s '\n' ' ' | tail -c 200)
+                    "$(compose ps --quiet "$service")" | grep -v '^$' | tail -n 1 | cut -c 1-300)
                 echo "service $service is unhealthy: ${reason:-no healthcheck output}" >&2
                 return 1
             fi
