@@ -22,6 +22,8 @@ def run(context: DrillContext) -> DrillOutcome:
     outcome = DrillOutcome(name="redeploy")
     count = 3 if context.quick else 10
     with host_lab.running(context, "redeploy", 1) as lab:
+        # Per-task times in the kept logs, to find what a gap coincides with.
+        lab.env["ANSIBLE_CALLBACKS_ENABLED"] = "ansible.posix.profile_tasks"
         v1 = lab.releases["v1"]
         v2 = lab.derive("v2", "COPY change.txt /app/drill-change.txt", {"change.txt": "x\n"})
         with console.step(f"First deploy of {context.image}"):
