@@ -65,6 +65,8 @@ def test_both_app_slots_are_upstreams_taken_in_and_out_by_their_readiness() -> N
         {"dial": "unix//run/sockets/app.sock"},
         {"dial": "unix//run/sockets/app_next.sock"},
     ]
+    # The live slot first: the stand-in only takes requests while `app` cannot.
+    assert proxy["load_balancing"]["selection_policy"] == {"policy": "first"}
     active = proxy["health_checks"]["active"]
     assert active["uri"] == "/readyz"
     assert (active["passes"], active["fails"], active["expect_status"]) == (1, 1, 200)
