@@ -17,7 +17,6 @@ how many of them came back is reported, not judged.
 from __future__ import annotations
 
 import json
-import secrets
 import threading
 import time
 import urllib.parse
@@ -44,7 +43,6 @@ STATUS_FILE = "/data/.app.db-replica.json"
 SYNC_WAIT_S = 60
 REQUEST_TIMEOUT_S = 5.0
 REPLICA_DIRECTORY = "hostloss"
-NETWORK_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -279,22 +277,11 @@ class HostLoss:
         )
 
 
-def create_network(name: str) -> None:
-    """A network whose subnet no test host's own engine uses: Docker's default pool hands
-    out 172.18.0.0/16 and up, which the stacks inside the hosts take too, and a host then
-    cannot join (its routes conflict). Another run may hold a subnet: try a few."""
-    for _ in range(NETWORK_ATTEMPTS):
-        subnet = f"10.{200 + secrets.randbelow(51)}.{secrets.randbelow(256)}.0/24"
-        if docker("network", "create", "--subnet", subnet, name, check=False).returncode == 0:
-            return
-    raise RuntimeError(f"no free subnet for network {name} in {NETWORK_ATTEMPTS} tries")
-
-
 def run(context: DrillContext) -> DrillOutcome:
     outcome = DrillOutcome(name="host_loss")
     network = f"drills-host-loss-{uuid.uuid4().hex[:6]}"
     with host_lab.running(context, "host_loss", 2) as lab:
-        create_network(network)
+        hosts.create_network(network)
         target = None
         try:
             for host in lab.hosts:

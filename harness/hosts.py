@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -204,3 +205,18 @@ def inventory(
         lines += [f"{h.name} ansible_port={h.ssh_port} {common}{extra}" for h in members]
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+# Tries at a free subnet for a network test hosts join (another run may hold one).
+NETWORK_ATTEMPTS = 5
+
+
+def create_network(name: str) -> None:
+    """A network test hosts can join: its subnet is one no test host's own engine uses.
+    Docker's default pool hands out 172.18.0.0/16 and up, which the stacks inside the hosts
+    take too, and a host then cannot join (its routes conflict)."""
+    for _ in range(NETWORK_ATTEMPTS):
+        subnet = f"10.{200 + secrets.randbelow(51)}.{secrets.randbelow(256)}.0/24"
+        if docker("network", "create", "--subnet", subnet, name, check=False).returncode == 0:
+            return
+    raise RuntimeError(f"no free subnet for network {name} in {NETWORK_ATTEMPTS} tries")

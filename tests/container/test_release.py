@@ -71,7 +71,7 @@ def test_a_release_whose_app_cannot_start_leaves_the_old_one_serving(live: Stack
         # Gunicorn refuses this before any worker starts, so the new app exits at once.
         released = live.release(GUNICORN_WORKERS="0")
     assert released.returncode != 0
-    assert "app_next" in released.stderr.strip().splitlines()[-1]
+    assert "service app_next crash-loops" in released.stderr.strip().splitlines()[-1]
     assert traffic.record.failed == 0, traffic.record.failures
     assert traffic.lost_or_doubled(live.sql(traffic.tally_sql())) == []
     assert live.container("app") == app_before

@@ -47,7 +47,7 @@ def replicated(lab: Lab, releases: dict[str, Release], tmp_path_factory) -> Iter
     web1 = next(host for host in lab.prod if host.name == "web1")
     workdir = tmp_path_factory.mktemp("replica-deploy")
     network = f"webapp-test-replica-deploy-{uuid.uuid4().hex[:6]}"
-    docker("network", "create", network)
+    hosts.create_network(network)
     target = None
     try:
         docker("network", "connect", network, web1.container)

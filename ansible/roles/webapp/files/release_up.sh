@@ -59,7 +59,10 @@ wait_healthy() {
             '{{index .Config.Labels "com.docker.compose.service"}} {{.State.Status}} {{.RestartCount}} {{.State.ExitCode}} {{if .State.Health}}{{.State.Health.Status}}{{else}}none{{end}}' \
             $ids)
         while read -r service status restarts code health; do
-            if [ "$restarts" -ge "$CRASH_RESTARTS" ] || [ "$status" = exited ] || [ "$status" = dead ]; then
+            # Restarting means it exited and the engine is starting it again: a crash,
+            # whatever a health status left from before says.
+            if [ "$restarts" -ge "$CRASH_RESTARTS" ] || [ "$status" = exited ] || [ "$status" = dead ] ||
+                [ "$status" = restarting ]; then
                 echo "service $service crash-loops: restarted $restarts times (now $status, exit code $code); see \`docker compose logs $service\` on the host" >&2
                 return 1
             fi
