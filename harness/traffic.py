@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from harness.http import UNREACHABLE, Client
+from harness.http import UNREACHABLE, Client, Response
 
 CLIENTS = 4
 PAUSE_S = 0.01  # between one client's rounds: steady, not a saturation test
@@ -99,35 +99,37 @@ class MixedTraffic:
         finally:
             client.close()
 
-    def _round(self, client: Client, title: str) -> None:
+    def _send(
+        self,
+        client: Client,
+        method: str,
+        path: str,
+        payload: dict[str, str] | None,
+        expected: int,
+        headers: dict[str, str] | None = None,
+    ) -> Response | None:
+        """One request, counted; the answer when it is the expected one, else None."""
         try:
-            created = client.request("POST", "/api/notes", {"title": title, "body": "steady"})
+            answer = client.request(method, path, payload, headers=headers)
         except UNREACHABLE as exc:
-            self._note(False, f"POST {type(exc).__name__}")
-            return
-        self._note(created.status == 201, f"POST {created.status}")
-        if created.status != 201:
+            self._note(False, f"{method} {type(exc).__name__}")
+            return None
+        self._note(answer.status == expected, f"{method} {answer.status}")
+        return answer if answer.status == expected else None
+
+    def _round(self, client: Client, title: str) -> None:
+        created = self._send(client, "POST", "/api/notes", {"title": title, "body": "steady"}, 201)
+        if created is None:
             return
         with self._lock:
             self.record.acknowledged.append(title)
         path = f"/api/notes/{created.json()['id']}"
-        try:
-            read = client.request("GET", path)
-        except UNREACHABLE as exc:
-            self._note(False, f"GET {type(exc).__name__}")
-            return
-        self._note(read.status == 200, f"GET {read.status}")
-        if read.status != 200:
+        read = self._send(client, "GET", path, None, 200)
+        if read is None:
             return
         etag = read.headers.get("ETag") or read.headers.get("etag") or "*"
-        try:
-            edited = client.request(
-                "PUT", path, {"title": title, "body": "edited"}, headers={"If-Match": etag}
-            )
-        except UNREACHABLE as exc:
-            self._note(False, f"PUT {type(exc).__name__}")
-            return
-        self._note(edited.status == 200, f"PUT {edited.status}")
+        edit = {"title": title, "body": "edited"}
+        self._send(client, "PUT", path, edit, 200, headers={"If-Match": etag})
 
     def tally_sql(self) -> str:
         """SQL for the sqlite3 CLI: `title|count` of every note this traffic created."""
