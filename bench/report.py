@@ -146,10 +146,8 @@ def markdown(
         "",
         *operate_markdown(flat, details),
         "",
-        "| target | figure | met |",
-        "|---|---:|---|",
+        *target_lines(verdicts),
     ]
-    lines += [f"| {v.name} | {v.figure} | {'yes' if v.met else 'MISSED'} |" for v in verdicts]
     return "\n".join(lines) + "\n"
 
 
@@ -197,6 +195,33 @@ def chart(flat: dict[str, float], path: Path) -> None:
     plt.close(figure)
 
 
+def _write_json(
+    path: Path,
+    figures: dict[str, dict[str, float]],
+    details: dict[str, Any],
+    verdicts: list[Verdict],
+    machine: str,
+) -> None:
+    """One run's JSON: the figures by group, the targets, the details and the machine."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    document = {
+        **figures,
+        "targets": [{"target": v.name, "met": v.met, "figure": v.figure} for v in verdicts],
+        "details": details,
+        "machine": machine,
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+
+
+def target_lines(verdicts: list[Verdict]) -> list[str]:
+    """The targets as a markdown table."""
+    return [
+        "| target | figure | met |",
+        "|---|---:|---|",
+        *(f"| {v.name} | {v.figure} | {'yes' if v.met else 'MISSED'} |" for v in verdicts),
+    ]
+
+
 def write_operate(
     directory: Path,
     flat: dict[str, float],
@@ -205,19 +230,11 @@ def write_operate(
     machine: str,
 ) -> list[Path]:
     """reports/operate.json and operate.md of a run of the operating commands alone."""
-    directory.mkdir(parents=True, exist_ok=True)
-    document = {
-        **nested(flat, OPERATE_KEYS),
-        "targets": [{"target": v.name, "met": v.met, "figure": v.figure} for v in verdicts],
-        "details": details,
-        "machine": machine,
-    }
     paths = [directory / "operate.json", directory / "operate.md"]
-    paths[0].write_text(json.dumps(document, indent=2) + "\n")
+    _write_json(paths[0], nested(flat, OPERATE_KEYS), details, verdicts, machine)
     lines = [f"Machine: {machine}. Mode: {details.get('mode', 'full')}.", ""]
     lines += operate_markdown(flat, details)
-    lines += ["", "| target | figure | met |", "|---|---:|---|"]
-    lines += [f"| {v.name} | {v.figure} | {'yes' if v.met else 'MISSED'} |" for v in verdicts]
+    lines += ["", *target_lines(verdicts)]
     paths[1].write_text("\n".join(lines) + "\n")
     return paths
 
@@ -230,15 +247,8 @@ def write(
     machine: str,
 ) -> list[Path]:
     """Write the three report files; returns their paths."""
-    directory.mkdir(parents=True, exist_ok=True)
-    document = {
-        **nested(flat),
-        "targets": [{"target": v.name, "met": v.met, "figure": v.figure} for v in verdicts],
-        "details": details,
-        "machine": machine,
-    }
     paths = [directory / "bench.json", directory / "bench.md", directory / "bench.png"]
-    paths[0].write_text(json.dumps(document, indent=2) + "\n")
+    _write_json(paths[0], nested(flat), details, verdicts, machine)
     paths[1].write_text(markdown(flat, details, verdicts, machine))
     chart(flat, paths[2])
     return paths
