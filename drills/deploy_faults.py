@@ -56,7 +56,10 @@ LEFTOVER_PROBE = (
     '.fetchone()[0])"'
 )
 
-FAILING_MIGRATION = '''"""A drill release: its migration half-runs, then fails.
+
+def drill_migration(summary: str, upgrade: str, downgrade: str) -> str:
+    """A revision 0002 after the schema's 0001, as a drill release's migration file."""
+    return f'''"""A drill release: {summary}
 
 Revision ID: 0002
 Revises: 0001
@@ -72,39 +75,31 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table("drill_half_done", sa.Column("id", sa.Integer(), primary_key=True))
-    op.execute("DELETE FROM notes")
-    raise RuntimeError("drill: this migration fails after creating a table and deleting notes")
-
+{upgrade}
 
 def downgrade() -> None:
-    op.drop_table("drill_half_done")
+{downgrade}
 '''
+
+
+FAILING_MIGRATION = drill_migration(
+    "its migration half-runs, then fails.",
+    """    op.create_table("drill_half_done", sa.Column("id", sa.Integer(), primary_key=True))
+    op.execute("DELETE FROM notes")
+    raise RuntimeError("drill: this migration fails after creating a table and deleting notes")
+""",
+    """    op.drop_table("drill_half_done")""",
+)
 
 # Contract without expand: the release renames a column that the running release (and,
 # here, its own code too) still reads. Every release that maps the column stops being
 # ready the moment the migration runs, so the switch never happens.
-EARLY_CONTRACT = '''"""A drill release: it renames a column every release still reads.
-
-Revision ID: 0002
-Revises: 0001
-"""
-
-from alembic import op
-
-revision = "0002"
-down_revision = "0001"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("ALTER TABLE notes RENAME COLUMN body TO body_gone")
-
-
-def downgrade() -> None:
-    op.execute("ALTER TABLE notes RENAME COLUMN body_gone TO body")
-'''
+EARLY_CONTRACT = drill_migration(
+    "it renames a column every release still reads.",
+    """    op.execute("ALTER TABLE notes RENAME COLUMN body TO body_gone")
+""",
+    """    op.execute("ALTER TABLE notes RENAME COLUMN body_gone TO body")""",
+)
 
 CRASH_AT_START = (
     "USER root\n"
