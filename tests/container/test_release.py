@@ -9,6 +9,7 @@ untouched.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from harness import http
 from harness.commands import docker
-from harness.stack import Stack
+from harness.stack import Stack, wait_for
 from harness.traffic import MixedTraffic
 
 
@@ -55,6 +57,30 @@ def test_a_release_switches_slots_with_no_request_failed_and_no_write_lost(live:
     assert live.inspect("app")["Config"]["Env"].count("LOG_LEVEL=DEBUG") == 1
     assert live.container("proxy") == proxy_before
     assert live.compose("ps", "--all", "--quiet", "app_next").stdout.strip() == ""
+
+
+def test_a_draining_slot_is_sent_no_request(live: Stack) -> None:
+    # Both slots up, `app` draining, as in the middle of a switch: for ten rounds of the
+    # proxy's health checks, every request must reach `app_next`.
+    live.compose("up", "--detach", "--wait", "--no-build", "app_next")
+    marker = "/run/webapp/app.draining"
+    try:
+        live.exec("app", "touch", marker)
+
+        def served_by() -> tuple[int, str | None]:
+            answer = http.once(live.http_port, "GET", "/readyz", timeout=5)
+            return answer.status, answer.json().get("slot")
+
+        wait_for(lambda: served_by() == (200, "app_next"), attempts=50, pause=0.1,
+                 what="the proxy to move to app_next")  # fmt: skip
+        seen = []
+        for _ in range(100):
+            seen.append(served_by())
+            time.sleep(0.05)
+        assert set(seen) == {(200, "app_next")}, seen
+    finally:
+        live.exec("app", "rm", "-f", marker)
+        live.compose("rm", "--stop", "--force", "app_next")
 
 
 def test_a_release_changing_nothing_touches_nothing(live: Stack) -> None:

@@ -56,6 +56,20 @@ def test_current_is_none_before_migrations(database, capsys):
     assert capsys.readouterr().out.strip() == "none"
 
 
+def test_upgrade_leaves_a_newer_revision_as_it_is_and_check_accepts_it(database, capsys):
+    assert run("db", "upgrade") == 0
+    with sqlite3.connect(database) as conn:
+        conn.execute("ALTER TABLE notes ADD COLUMN colour TEXT")
+        conn.execute("UPDATE alembic_version SET version_num = 'later0099'")
+    conn.close()
+    capsys.readouterr()
+    assert run("db", "upgrade") == 0
+    assert "is at later0099, newer than this release's" in capsys.readouterr().out
+    assert run("db", "current") == 0
+    assert capsys.readouterr().out.strip() == "later0099"
+    assert run("db", "check") == 0
+
+
 def test_upgrade_into_a_missing_directory_fails_in_one_line(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path}/nope/app.db")
     assert run("db", "upgrade") == 1

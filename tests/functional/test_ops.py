@@ -76,6 +76,34 @@ def test_readyz_is_503_when_a_migration_renamed_a_column_this_release_reads(tmp_
     assert "lacks notes.body" in detail and "expand, then contract" in detail
 
 
+def _migrated_by_a_later_release(path: Path, *, contract: bool) -> Any:
+    # As a later release's migration leaves it: a revision this code does not know, and
+    # a column added (expand) or, with contract, one this code reads renamed too.
+    engine = migrated_engine(path)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("ALTER TABLE notes ADD COLUMN colour TEXT")
+        if contract:
+            conn.exec_driver_sql("ALTER TABLE notes RENAME COLUMN title TO heading")
+        conn.exec_driver_sql("UPDATE alembic_version SET version_num = 'later0099'")
+    return engine
+
+
+def test_readyz_is_200_on_a_schema_a_later_release_expanded(tmp_path):
+    path = tmp_path / "app.db"
+    engine = _migrated_by_a_later_release(path, contract=False)
+    app = webtest.TestApp(make_app(settings_for(path), engine=engine))
+    assert app.get("/readyz", status=200).json["status"] == "ok"
+    note = app.post_json("/api/notes", {"title": "t", "body": "b"}, status=201).json
+    assert app.get(f"/api/notes/{note['id']}", status=200).json["title"] == "t"
+
+
+def test_readyz_is_503_on_a_schema_a_later_release_contracted(tmp_path):
+    path = tmp_path / "app.db"
+    engine = _migrated_by_a_later_release(path, contract=True)
+    app = webtest.TestApp(make_app(settings_for(path), engine=engine))
+    assert "lacks notes.title" in app.get("/readyz", status=503).json["detail"]
+
+
 def test_readyz_is_503_when_not_migrated(tmp_path):
     path = tmp_path / "app.db"
     engine = make_engine(f"sqlite:///{path}")

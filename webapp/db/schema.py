@@ -47,16 +47,38 @@ def head() -> str:
     return heads[0]
 
 
+def _holds(config: Config, revision: str) -> bool:
+    try:
+        ScriptDirectory.from_config(config).get_revision(revision)
+    except CommandError:
+        return False
+    return True
+
+
+@cache
+def is_newer(revision: str | None) -> bool:
+    """Whether REVISION is one this code does not know: a later release migrated the
+    database. The code may still run on it, if the later release only expanded the
+    schema (see missing_columns)."""
+    return revision is not None and not _holds(alembic_config(), revision)
+
+
 def current(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str]:
-    """Migrate to head; return (revision before, revision after). Safe to repeat."""
+    """Migrate to head; return (revision before, revision after). Safe to repeat.
+
+    A database at a newer revision is left as it is: there is nothing to migrate to, and
+    a release rolled back to keeps working on the expanded schema."""
     with engine.connect() as connection:
         before = current(connection)
         connection.rollback()
-        command.upgrade(alembic_config(connection), "head")
+        config = alembic_config(connection)
+        if before is not None and not _holds(config, before):
+            return before, before
+        command.upgrade(config, "head")
         connection.commit()
         after = current(connection)
         connection.rollback()
@@ -95,7 +117,8 @@ def missing_columns(conn: Connection) -> list[str]:
 
     A database at the head revision has them all, unless a release's migration broke the
     expand-then-contract rule (README "Zero-downtime releases"): then the release that
-    still maps what was dropped or renamed must not serve.
+    still maps what was dropped or renamed must not serve. The same test decides whether
+    this code can serve a database that a newer release migrated.
     """
     missing: list[str] = []
     for table in Base.metadata.sorted_tables:

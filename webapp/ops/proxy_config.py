@@ -171,11 +171,8 @@ def _app_route(found: ProxySettings, *, secure: bool) -> dict[str, Any]:
             # byte more than the limit, so that a body over it fails here, with 413.
             "request_buffers": REQUEST_MAX + 1,
             "load_balancing": {
-                # `app` whenever it is available, `app_next` only while it is not. Caddy
-                # 2.11.7 does not keep the two unix-socket upstreams' active health apart
-                # (the stopped slot's failing check flaps the live one's), so a random pick
-                # dialled the stopped slot for about half of all requests, each then
-                # retried 250 ms later: 135 requests in 8 s against 2,250 with this order.
+                # `app` whenever it is available, `app_next` only while it is not, so a
+                # switch moves all traffic at once.
                 "selection_policy": {"policy": "first"},
                 "try_duration": UPSTREAM_TRY_S * SECOND,
                 "try_interval": UPSTREAM_TRY_INTERVAL_MS * SECOND // 1000,
@@ -188,6 +185,11 @@ def _app_route(found: ProxySettings, *, secure: bool) -> dict[str, Any]:
                     "passes": 1,
                     "fails": 1,
                     "expect_status": 200,
+                    # Caddy sends every unix-socket check to the same URL host, so one
+                    # pooled connection would carry one slot's check to the other slot's
+                    # socket, and a draining or stopped slot's 503 would take the live one
+                    # out. A connection per check reaches the socket it was dialled for.
+                    "headers": {"Connection": ["close"]},
                 }
             },
             "transport": {

@@ -1,4 +1,5 @@
-"""Is the database ready to serve: reachable, writable, and at the schema head?
+"""Is the database ready to serve: reachable, writable, at the schema head or a newer
+revision that still has every column the code maps?
 
 Shared by GET /readyz and `python -m webapp db check` (the sqlite service's healthcheck),
 so the two can never disagree.
@@ -33,7 +34,9 @@ def problem(engine: Engine) -> str | None:
         reason = str(getattr(exc, "orig", exc)) or type(exc).__name__
         return f"database {path} is not usable: {reason}"
     expected = schema.head()
-    if revision != expected:
+    # A newer revision is served when every mapped column is there: during a switch the
+    # old release runs on the schema the new one expanded, and after a rollback too.
+    if revision != expected and not schema.is_newer(revision):
         return (
             f"database {path} is at schema revision {revision or 'none'}, the code expects "
             f"{expected}; run `python -m webapp db upgrade`"
