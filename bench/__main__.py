@@ -115,6 +115,7 @@ def run(quick: bool) -> int:
                 lab, releases, f"{build_times.NAME}:v4", quick=quick, count=hosts_count
             )
             details["redeploy_failures"] = deployed.pop("redeploy_failures")
+            details["deploy_breakdown"] = deployed.pop("deploy_breakdown")
             flat.update(deployed)
             phase_done("deploys")
 

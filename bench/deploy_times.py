@@ -24,6 +24,7 @@ from harness import redeploys as redeploy_loop
 from harness.commands import docker
 from harness.hosts import Host
 from harness.lab import Lab
+from harness.playbook import Play
 from harness.repo import HOST_COMPOSE, ROOT
 from kit import console
 from kit.console import KitError
@@ -54,9 +55,9 @@ def inventory_of(lab: Lab, chosen: list[Host]) -> Path:
     return hosts.inventory(lab.workdir / f"inventory-{names}.ini", lab.key, {"prod": chosen})
 
 
-def deploy(lab: Lab, record: Path, inventory: Path | None = None) -> tuple[float, list[int]]:
+def deploy(lab: Lab, record: Path, inventory: Path | None = None) -> Play:
     """`deploy.yml -e env=prod` with this build record, to INVENTORY's hosts (else all the
-    lab's): seconds and bytes per host."""
+    lab's): the finished play, which has its seconds, bytes per host and task times."""
     play = lab.play(
         "deploy.yml", *lab.deploy_args(record), label=f"deploy-{record.stem}", inventory=inventory
     )
@@ -64,7 +65,30 @@ def deploy(lab: Lab, record: Path, inventory: Path | None = None) -> tuple[float
         raise KitError(
             f"the bench deploy of {record.stem} failed (exit {play.returncode}); see {play.log}"
         )
-    return play.seconds, play.shipped()
+    return play
+
+
+def breakdown(plays: dict[str, Play]) -> list[dict[str, Any]]:
+    """One row per task file, with its task count and seconds in each play, slowest in
+    the code change first; the last row is what no task accounts for (Ansible's start,
+    the plays' setup, the controller between tasks)."""
+    times = {name: play.task_seconds() for name, play in plays.items()}
+
+    def cell(name: str, where: str) -> dict[str, Any]:
+        count, seconds = times[name].get(where, (0, 0.0))
+        return {"count": count, "seconds": round(seconds, 2)}
+
+    files = sorted({where for tasks in times.values() for where in tasks})
+    files.sort(key=lambda where: -times.get("code_change", {}).get(where, (0, 0.0))[1])
+    rows = [{"tasks": where, **{name: cell(name, where) for name in plays}} for where in files]
+    rest = {
+        name: {
+            "count": 0,
+            "seconds": round(play.seconds - sum(s for _, s in times[name].values()), 2),
+        }
+        for name, play in plays.items()
+    }
+    return [*rows, {"tasks": "outside any task", **rest}]
 
 
 def naive_deploy(lab: Lab, image: str, hosts: list[Host]) -> tuple[float, int]:
@@ -94,14 +118,20 @@ def measure(
     out: dict[str, Any] = {}
     measured = lab.hosts[:count]
     only = inventory_of(lab, measured) if count < len(lab.hosts) else None
+    plays: dict[str, Play] = {}
     with console.step(f"First deploy to {count} test host(s)"):
-        out["deploy.first_s"], first_bytes = deploy(lab, releases["v1"], only)
-        console.detail(f"{out['deploy.first_s']:.1f} s, shipped {first_bytes} bytes")
+        plays["first"] = deploy(lab, releases["v1"], only)
+        out["deploy.first_s"] = plays["first"].seconds
+        console.detail(f"{out['deploy.first_s']:.1f} s, shipped {plays['first'].shipped()} bytes")
     with console.step("No-change re-run"):
-        out["deploy.noop_s"], _ = deploy(lab, releases["v1"], only)
+        plays["noop"] = deploy(lab, releases["v1"], only)
+        out["deploy.noop_s"] = plays["noop"].seconds
     with console.step("Code-change redeploy"):
-        out["deploy.code_change_s"], shipped = deploy(lab, releases["v2"], only)
+        plays["code_change"] = deploy(lab, releases["v2"], only)
+        out["deploy.code_change_s"] = plays["code_change"].seconds
+    shipped = plays["code_change"].shipped()
     out["deploy.code_change_bytes_per_host"] = max(shipped) if shipped else 0
+    out["deploy_breakdown"] = breakdown(plays)
     console.detail(f"code change: {out['deploy.code_change_s']:.1f} s, shipped {shipped} bytes")
     redeploys_count = QUICK_REDEPLOYS if quick else FULL_REDEPLOYS
     # Two builds in turn, each deploy a code change that switches the app's slots.

@@ -82,6 +82,29 @@ def operate_markdown(flat: dict[str, float], details: dict[str, Any]) -> list[st
     return lines
 
 
+# The deploys whose task times the breakdown shows, as bench/deploy_times.py names them.
+BREAKDOWN_PLAYS = (("first", "first"), ("noop", "no-change"), ("code_change", "code change"))
+
+
+def breakdown_markdown(rows: list[dict[str, Any]]) -> list[str]:
+    """Where each deploy's seconds went, by the role's task file: tasks run and seconds."""
+    if not rows:
+        return []
+    labels = " | ".join(label for _, label in BREAKDOWN_PLAYS)
+    lines = [
+        f"| deploy seconds by task file (tasks ended) | {labels} |",
+        "|---|" + "---:|" * len(BREAKDOWN_PLAYS),
+    ]
+    for row in rows:
+        cells = []
+        for name, _ in BREAKDOWN_PLAYS:
+            cell = row.get(name, {"count": 0, "seconds": 0.0})
+            count = f" ({cell['count']})" if cell["count"] else ""
+            cells.append(f"{cell['seconds']:.1f}{count}")
+        lines.append(f"| `{row['tasks']}` | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def markdown(
     flat: dict[str, float],
     details: dict[str, Any],
@@ -136,6 +159,7 @@ def markdown(
         f"| bytes shipped per host | {flat['deploy.code_change_bytes_per_host']:,.0f} "
         f"| {flat['deploy.naive_bytes_per_host']:,.0f} |",
         "",
+        *breakdown_markdown(details.get("deploy_breakdown", [])),
         f"| {flat['redeploy.count']:.0f} redeploys + 1 rollback under traffic | figure |",
         "|---|---:|",
         f"| requests (POST, GET, PUT) | {flat['redeploy.requests']:,.0f} |",

@@ -30,6 +30,8 @@ from harness.repo import ANSIBLE_DIR
 Event = dict[str, Any]
 # A failed task, an unreachable host, a finished task: the events that say a task ran.
 RAN = {"runner_on_ok", "runner_on_failed", "runner_on_unreachable"}
+# Every task's end on a host: a skipped task costs its `when` and a line of output too.
+ENDED = RAN | {"runner_on_skipped"}
 
 
 def bin_dir() -> Path:
@@ -108,6 +110,16 @@ class Play:
         """Bytes of the image archive shipped to each host, in the order hosts got it."""
         facts = self.results("Note the size of the archive.")
         return [int(res["ansible_facts"]["webapp_archive"]["bytes"]) for res in facts.values()]
+
+    def task_seconds(self) -> dict[str, tuple[int, float]]:
+        """Per task file (`ship.yml`, or the playbook for its own tasks): how many tasks
+        ended on any host and the seconds Ansible timed them, summed over hosts."""
+        out: dict[str, tuple[int, float]] = {}
+        for data in self._task_events(ENDED):
+            where = Path(str(data.get("task_path") or data.get("playbook") or "?")).name
+            count, seconds = out.get(where.split(":")[0], (0, 0.0))
+            out[where.split(":")[0]] = (count + 1, seconds + float(data.get("duration") or 0))
+        return out
 
     def _task_events(self, kinds: set[str]) -> list[dict[str, Any]]:
         return [event.get("event_data", {}) for event in self.events if event["event"] in kinds]

@@ -38,6 +38,20 @@ DETAILS = {
     ],
     "redeploy_failures": {"POST 502": 2, "GET ConnectionResetError": 1},
     "operate_runs": 3,
+    "deploy_breakdown": [
+        {
+            "tasks": "bring_up.yml",
+            "first": {"count": 3, "seconds": 9.5},
+            "noop": {"count": 0, "seconds": 0.0},
+            "code_change": {"count": 3, "seconds": 7.25},
+        },
+        {
+            "tasks": "outside any task",
+            "first": {"count": 0, "seconds": 2.0},
+            "noop": {"count": 0, "seconds": 1.5},
+            "code_change": {"count": 0, "seconds": 1.75},
+        },
+    ],
 }
 
 
@@ -104,3 +118,12 @@ def test_the_operating_commands_alone_make_their_own_report(tmp_path: Path) -> N
     with pytest.raises(ReportError, match=r"no value for operate\.exec_s"):
         write_operate(tmp_path, {k: v for k, v in alone.items() if k != "operate.exec_s"},
                       DETAILS, [], "2 cores")  # fmt: skip
+
+
+def test_markdown_shows_where_each_deploy_spent_its_seconds() -> None:
+    text = markdown(FLAT, DETAILS, evaluate(FLAT), "2 cores")
+    assert (
+        "| deploy seconds by task file (tasks ended) | first | no-change | code change |" in text
+    )
+    assert "| `bring_up.yml` | 9.5 (3) | 0.0 | 7.2 (3) |" in text
+    assert "| `outside any task` | 2.0 | 1.5 | 1.8 |" in text
