@@ -116,9 +116,11 @@ class Play:
         ended on any host and the seconds Ansible timed them, summed over hosts."""
         out: dict[str, tuple[int, float]] = {}
         for data in self._task_events(ENDED):
+            # task_path is FILE:LINE
             where = Path(str(data.get("task_path") or data.get("playbook") or "?")).name
-            count, seconds = out.get(where.split(":")[0], (0, 0.0))
-            out[where.split(":")[0]] = (count + 1, seconds + float(data.get("duration") or 0))
+            where = where.split(":")[0]
+            count, seconds = out.get(where, (0, 0.0))
+            out[where] = (count + 1, seconds + float(data.get("duration") or 0))
         return out
 
     def _task_events(self, kinds: set[str]) -> list[dict[str, Any]]:

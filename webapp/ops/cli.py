@@ -158,7 +158,7 @@ def _upgrade(engine: Engine, config: settings.Settings) -> tuple[str | None, str
 
 def cmd_upgrade(_args: argparse.Namespace, config: settings.Settings, engine: Engine) -> int:
     before, after = _upgrade(engine, config)
-    if before == after and schema.is_newer(after):
+    if schema.is_newer(after):
         print(
             f"database {config.database_path} is at {after}, newer than this release's "
             f"{schema.head()}: left as it is"
@@ -257,7 +257,7 @@ def cmd_serve(args: argparse.Namespace, config: settings.Settings, engine: Engin
     stale = backup.remove_stale_partials(args.backup_dir)
     if config.sqlite_warning is not None:
         log.warning(config.sqlite_warning, extra={"event": "sqlite_below_floor"})
-    if before == after and schema.is_newer(after):
+    if schema.is_newer(after):
         log.warning(
             f"the database is at revision {after}, newer than this release's {schema.head()}: "
             "served as it is while it has every column this release maps",
