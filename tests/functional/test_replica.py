@@ -11,6 +11,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -153,13 +154,87 @@ def test_replicate_then_restore_at_a_point_in_time_then_latest(database, target,
     assert count_notes(earlier) == 50
 
 
+class _Writer(threading.Thread):
+    """Notes written through the FTS triggers as a busy server would: `keep` notes that
+    stay, each with the time it was acknowledged, and `churn` notes updated and deleted."""
+
+    def __init__(self, database: Path) -> None:
+        super().__init__(daemon=True)
+        self.database = database
+        self.acknowledged: list[tuple[float, str]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        conn = sqlite3.connect(self.database, timeout=10, isolation_level=None)
+        n = 0
+        while not self.stop.is_set():
+            n += 1
+            for title in (f"keep{n}", f"churn{n}"):
+                conn.execute(
+                    "INSERT INTO notes (title, body, tags, created_at, updated_at, version) "
+                    "VALUES (?, ?, '[]', '2026-01-01', '2026-01-01', 1)",
+                    (title, f"body {n} " * (n % 40 + 1)),
+                )
+            self.acknowledged.append((time.time(), f"keep{n}"))
+            conn.execute(
+                "UPDATE notes SET body = body || ' edited', version = version + 1 WHERE title = ?",
+                (f"churn{n - 1}",),
+            )
+            if n % 3 == 0:
+                conn.execute("DELETE FROM notes WHERE title = ?", (f"churn{n - 2}",))
+            time.sleep(0.002)
+        conn.close()
+
+
+def test_beats_under_writes_confirm_only_what_a_sound_restore_holds(database, target, tmp_path):
+    """Beats used to ask Litestream 0.5.17 to sync while it also synced on its own; under
+    writes that left page updates out of the replica, and restores came back unsound
+    (README "Off-host replica"). A beat now only watches: every restore taken while the
+    writer runs is sound and holds every note acknowledged before the confirmed beat."""
+    _migrated(database)
+    replicator = replica_serve.Replicator(target, database)
+    replicator.start()
+    writer = _Writer(database)
+    writer.start()
+    problems: list[str] = []
+    try:
+        for round_ in range(12):
+            time.sleep(0.5)
+            replicator.confirm()
+            confirmed = replicator.status.confirmed_at
+            assert replicator.status.error is None and confirmed is not None
+            out = tmp_path / f"restore{round_}.db"
+            try:
+                replica.restore(target, database, out)
+            except ReplicaError as exc:  # Litestream's own integrity check refused it
+                problems.append(f"restore {round_}: {exc}")
+                continue
+            problem = replica.verify_file(out)
+            if problem is not None:
+                problems.append(f"restore {round_}: {problem}")
+                continue
+            conn = sqlite3.connect(out)
+            held = {row[0] for row in conn.execute("SELECT title FROM notes")}
+            conn.close()
+            covered = [title for at, title in list(writer.acknowledged) if at < confirmed]
+            missing = [title for title in covered if title not in held]
+            if missing:
+                problems.append(f"restore {round_}: {len(missing)} confirmed notes missing")
+    finally:
+        writer.stop.set()
+        writer.join()
+        replicator.stop()
+    assert len(writer.acknowledged) > 500, "the writer hardly wrote"
+    assert problems == []
+
+
 def test_verify_restores_to_scratch_and_checks_schema_and_fts(database, target):
     _migrated(database)
     insert_notes(database, 20)
     replicator = replica_serve.Replicator(target, database)
     replicator.start()
     try:
-        replicator.sync()
+        replicator.confirm()
         replicator.verify()
     finally:
         replicator.stop()
@@ -215,7 +290,7 @@ def test_an_empty_database_never_replaces_an_existing_replica(
     replicator = replica_serve.Replicator(target, database)
     replicator.start()
     try:
-        replicator.sync()
+        replicator.confirm()
     finally:
         replicator.stop()
     # A new server whose database someone created before the first deploy.

@@ -3,8 +3,9 @@
 Before the database is migrated, prepare() restores a missing database from the replica,
 and refuses a database that this server never replicated when the replica already holds
 one: replicating it would bury the replica's data under an empty or foreign database.
-While serving, beat() asks the child to sync and waits until the remote holds the
-current transaction; that confirmation is what the lag counts from. A replica that cannot
+While serving, beat() notes where the WAL ends and waits until the remote holds a
+capture that reaches it, without ever telling the child to sync (webapp.ops.wal_position
+says why); that confirmation is what the lag counts from. A replica that cannot
 be reached simply stops being confirmed, so its lag grows until the sqlite service's
 heartbeat turns it unhealthy.
 """
@@ -20,13 +21,18 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from webapp.ops import replica
+from webapp.ops import replica, wal_position
 from webapp.ops.replica import ReplicaError, ReplicaSettings, Status
 
 log = logging.getLogger(__name__)
 
-# A sync waits at most this long for the remote within one heartbeat.
-SYNC_TIMEOUT_S = 4
+# A beat waits at most this long for the remote within one heartbeat, looking at the
+# local captures this often and listing the remote at most this often (its sync interval).
+CONFIRM_TIMEOUT_S = 4
+CONFIRM_POLL_S = 0.25
+REMOTE_POLL_S = 1.0
+# Beats whose WAL place is not confirmed yet, kept for later beats (a minute's worth).
+PENDING_MAX = 12
 STOP_TIMEOUT_S = 20
 START_TIMEOUT_S = 10
 
@@ -76,16 +82,20 @@ class Replicator:
         self.status = Status(url=settings.url)
         self._process: subprocess.Popen[bytes] | None = None
         self._next_verify = time.monotonic() + settings.verify_interval_s
+        self._pending: list[tuple[float, wal_position.WalPosition | None]] = []
+        self._pages: int | None = None
+        self._started_at = 0.0
 
     def start(self) -> None:
         document = replica.config(self.settings, self.database, self.socket, metrics=True)
         self.config.write_text(json.dumps(document, indent=2))
         self.config.chmod(0o600)
         # Its log goes to the service's stderr as it is: Litestream logs one line a event.
+        self._started_at = time.time()
         self._process = subprocess.Popen(  # noqa: S603 - our own binary and config
             [replica.binary(), "replicate", "-config", str(self.config)]
         )
-        # Ready once its control socket listens; the first beat's sync needs it.
+        # Started once its control socket listens.
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self.socket.exists():
             if self._process.poll() is not None or time.monotonic() > deadline:
@@ -98,31 +108,65 @@ class Replicator:
         replica.write_status(self.database, self.status)
         log.info("replicating", extra={"event": "replicate", "url": self.settings.url})
 
-    def sync(self) -> None:
-        """Ask the child to sync now and record whether the remote confirmed it."""
-        asked = time.time()
-        try:
-            args = ["sync", "-wait", "-json", "-timeout", str(SYNC_TIMEOUT_S)]
-            args += ["-socket", str(self.socket), str(self.database)]
-            out = replica.run(args, timeout=SYNC_TIMEOUT_S + 5)
-            result = json.loads(out)
-            if result.get("replica_txid") != result.get("txid"):
-                raise ReplicaError(
-                    f"the remote holds txid {result.get('replica_txid')} of {result.get('txid')}"
-                )
-        except (ReplicaError, ValueError) as exc:
-            self.status = replace(self.status, error=str(exc))
-        else:
-            self.status = replace(self.status, confirmed_at=asked, txid=result["txid"], error=None)
+    def confirm(self) -> None:
+        """Record whether the remote holds every transaction committed before this beat
+        began. Litestream is never told to sync (webapp.ops.wal_position says why): the
+        beat notes where the WAL's last commit ends now and waits, up to CONFIRM_TIMEOUT_S,
+        for a local capture that reaches that place and for the remote to list it. A
+        place not reached yet stays pending, and a later beat confirms it when it is."""
+        wal = self.database.with_name(self.database.name + "-wal")
+        mark = (time.time(), wal_position.wal_end(wal, self._page_size()))
+        self._pending = [*self._pending, mark][-PENDING_MAX:]
+        ltx_dir = replica.state_dir(self.database) / "ltx" / "0"
+        deadline = time.monotonic() + CONFIRM_TIMEOUT_S
+        remote, listed_at = -1, -REMOTE_POLL_S
+        while True:
+            reached = self._newest_reached(wal_position.captures(ltx_dir))
+            if reached is None:
+                reason = "litestream has not captured the WAL as it was at this beat yet"
+            else:
+                at, txid = reached
+                if txid > remote and time.monotonic() - listed_at >= REMOTE_POLL_S:
+                    try:
+                        remote, listed_at = self._remote_txid(), time.monotonic()
+                    except ReplicaError as exc:
+                        self.status = replace(self.status, error=str(exc))
+                        return
+                if remote >= txid:
+                    self._pending = [p for p in self._pending if p[0] > at]
+                    self.status = replace(self.status, confirmed_at=at, txid=txid, error=None)
+                    return
+                reason = f"the remote holds txid {remote} of {txid}"
+            if time.monotonic() > deadline:
+                self.status = replace(self.status, error=reason)
+                return
+            time.sleep(CONFIRM_POLL_S)
+
+    def _newest_reached(self, found: list[wal_position.Capture]) -> tuple[float, int] | None:
+        """The newest pending beat that a local capture holds: its time and that TXID."""
+        for at, position in reversed(self._pending):
+            capture = wal_position.first_reaching(position, found, self._started_at)
+            if capture is not None:
+                return at, capture.txid
+        return None
+
+    def _page_size(self) -> int:
+        if self._pages is None:
+            self._pages = wal_position.page_size(self.database)
+        return self._pages
+
+    def _remote_txid(self) -> int:
+        files = replica.transactions(self.settings, self.database)
+        return max((int(f["max_txid"], 16) for f in files), default=0)
 
     def beat(self) -> None:
-        """One heartbeat: sync, then a test restore when one is due; record both."""
+        """One heartbeat: confirm, then a test restore when one is due; record both."""
         if self._process is not None and self._process.poll() is not None:
             raise ReplicaError(
                 f"litestream replicate exited with status {self._process.returncode}; "
                 "see its log lines above"
             )
-        self.sync()
+        self.confirm()
         if time.monotonic() >= self._next_verify:
             self.verify()
         replica.write_status(self.database, self.status)
