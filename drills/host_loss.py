@@ -2,16 +2,18 @@
 
 The first SSH test host replicates over SFTP to an SFTP-only server (harness.sftp_target)
 and takes notes through its public port (the proxy's) from a writer that remembers when
-each note was acknowledged. The drill waits for one replica sync that the remote
+each note was acknowledged. The drill waits for one replicator beat that the remote
 confirmed, then, with the writer still going, kills the whole server: its container
 (sshd, Docker engine and stack at once) is SIGKILLed and removed with its volumes, so the
 stack, the data volumes and the app directory are gone. A second test host takes its
 place in the inventory with the same REPLICA_URL, and a plain `deploy.yml` brings it up;
 `db serve` restores the replica before it migrates.
 
-Every note acknowledged before that confirmed sync began must be on the new server,
-exactly once. Notes acknowledged after it may be lost (replication is asynchronous);
-how many of them came back is reported, not judged.
+Every note acknowledged before that confirmed beat began must be on the new server,
+exactly once, and nothing acknowledged more than LOST_WINDOW_MAX_MS before the loss may
+be missing (replication is asynchronous: the last moments may be). Then the new server
+takes notes in turn and is shut down cleanly before it is removed, and a third server
+recovers from the replica: after a clean shutdown not one acknowledged note may be lost.
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ STATUS_FILE = "/data/.app.db-replica.json"
 SYNC_WAIT_S = 60
 REQUEST_TIMEOUT_S = 5.0
 REPLICA_DIRECTORY = "hostloss"
+# The issue's bound: a hard loss may lose only what was acknowledged this close to it.
+LOST_WINDOW_MAX_MS = 2000
+# The figures that count the notes written so far, which bound a full listing.
+WRITTEN_KEYS = ("acknowledged", "graceful_acknowledged")
 
 
 @dataclass(frozen=True)
@@ -65,7 +71,7 @@ class Tally:
 
 
 def confirmed_at(status_text: str) -> float | None:
-    """When the sync that the remote last confirmed was asked for, from the status file."""
+    """When the beat that the remote last confirmed began, from the status file."""
     try:
         value = json.loads(status_text).get("confirmed_at")
     except (ValueError, AttributeError):
@@ -76,7 +82,7 @@ def confirmed_at(status_text: str) -> float | None:
 def tally(acknowledged: list[Acknowledged], synced: float, titles: list[str]) -> Tally:
     """Judge the new server's note TITLES against the notes acknowledged before SYNCED.
 
-    The confirmed sync shipped every transaction committed before it was asked for, and a
+    The remote held every transaction committed before the confirmed beat began, and a
     note is committed before its answer leaves the server: so each note acknowledged
     before SYNCED is in the replica."""
     counts: dict[str, int] = {}
@@ -91,6 +97,18 @@ def tally(acknowledged: list[Acknowledged], synced: float, titles: list[str]) ->
         after=len(after),
         after_kept=sum(1 for note in after if note.title in counts),
     )
+
+
+def lost_window(
+    acknowledged: list[Acknowledged], titles: list[str], lost_at: float
+) -> tuple[int, int]:
+    """How many acknowledged notes the new server lacks, and how long before LOST_AT the
+    oldest of them was acknowledged, in ms (0 when none is missing)."""
+    present = set(titles)
+    missing = [note.at for note in acknowledged if note.title not in present]
+    if not missing:
+        return 0, 0
+    return len(missing), max(0, round((lost_at - min(missing)) * 1000))
 
 
 def directory_bytes(du_output: str) -> int | None:
@@ -162,7 +180,7 @@ class HostLoss:
         self.context = context
         self.lab = lab
         self.outcome = outcome
-        self.old, self.new = lab.hosts[0], lab.hosts[1]
+        self.old, self.new, self.third = lab.hosts[0], lab.hosts[1], lab.hosts[2]
 
     def inventory(self, host: Host, target: sftp_target.SftpTarget, url: str) -> Path:
         return hosts.inventory(
@@ -174,7 +192,7 @@ class HostLoss:
         return self.lab.sh(host, f"{HOST_COMPOSE} exec -T sqlite cat {STATUS_FILE}")
 
     def confirmed_after(self, host: Host, mark: float) -> float | None:
-        """Wait for a sync asked for after MARK and confirmed; when it was asked for."""
+        """Wait for a beat begun after MARK and confirmed; when it began."""
         deadline = time.monotonic() + SYNC_WAIT_S
         while time.monotonic() < deadline:
             synced = confirmed_at(self.status(host))
@@ -211,41 +229,21 @@ class HostLoss:
             )
             return
         with console.step(f"Losing {self.old.name}: killed, its volumes and app dir gone"):
+            lost_at = time.time()
             lose(self.old)
             writer.stop()
         acknowledged = list(writer.acknowledged)
-        outcome.figures["host_loss.notes_acknowledged"] = len(acknowledged)
-        with console.step(f"Deploying {self.new.name} in its place, same REPLICA_URL"):
-            recovered = lab.play(
-                "deploy.yml", *lab.deploy_args(lab.releases["v1"]),
-                inventory=self.inventory(self.new, target, url), label="deploy-recover",
-            )  # fmt: skip
-        outcome.figures["host_loss.recovery_s"] = round(recovered.seconds, 1)
-        if recovered.returncode != 0:
-            # The stack's own account of it, kept beside the play's log.
-            logs = lab.sh(self.new, f"{HOST_COMPOSE} logs --no-color sqlite")
-            kept = lab.logs / "sqlite-after-recovery.log"
-            kept.write_text(logs + "\n" + target.sh(f"ls -lR {sftp_target.HOME}"))
-            # The replica itself, to restore and examine by hand.
-            docker("cp", f"{target.container}:{sftp_target.HOME}/{REPLICA_DIRECTORY}",
-                   str(lab.logs / "replica"), check=False)  # fmt: skip
-            last = logs.strip().splitlines()[-1:] or ["(no sqlite log)"]
-            outcome.fail(
-                f"the deploy to the new server failed; see {recovered.log} and {kept}: {last[0]}"
-            )
+        outcome.figures["host_loss.acknowledged"] = len(acknowledged)
+        titles = self.recover(self.new, target, url, "deploy-recover", "rto_s")
+        if titles is None:
             return
-        logs = lab.sh(self.new, f"{HOST_COMPOSE} logs sqlite")
-        outcome.check(
-            '"replica_start": "restored"' in logs,
-            f"{self.new.name}'s sqlite service did not say it restored the replica",
-        )
-        titles = all_titles(self.new.public_port, pages=len(acknowledged) // 100 + 10)
-        if not outcome.check(titles is not None, f"{self.new.name} could not list its notes"):
-            return
-        assert titles is not None
-        result = tally(acknowledged, synced, [t for t in titles if t.startswith(writer.prefix)])
+        mine = [t for t in titles if t.startswith(writer.prefix)]
+        result = tally(acknowledged, synced, mine)
+        lost, window_ms = lost_window(acknowledged, mine, lost_at)
         outcome.figures.update(
             {
+                "host_loss.lost": lost,
+                "host_loss.lost_window_ms": window_ms,
                 "host_loss.notes_covered": result.covered,
                 "host_loss.notes_lost": result.lost,
                 "host_loss.notes_duplicated": result.duplicated,
@@ -261,6 +259,11 @@ class HostLoss:
         outcome.check(
             result.duplicated == 0, f"{result.duplicated} notes are on the new server twice"
         )
+        outcome.check(
+            window_ms <= LOST_WINDOW_MAX_MS,
+            f"{lost} acknowledged notes are missing, the oldest acknowledged {window_ms} ms "
+            f"before the loss (bound {LOST_WINDOW_MAX_MS} ms)",
+        )
         # The new server carries the replica on: it confirms syncs of its own.
         outcome.check(
             self.confirmed_after(self.new, time.time()) is not None,
@@ -273,14 +276,80 @@ class HostLoss:
             f"{len(acknowledged)} notes acknowledged ({writer.refused} refused or cut off), "
             f"{result.covered} before the confirmed sync; after it {result.after}, of which "
             f"{result.after_kept} came back; the recovery deploy shipped the whole image "
-            f"to a new server and took {recovered.seconds:.0f} s"
+            f"to a new server and took {outcome.figures['host_loss.rto_s']:.0f} s"
+        )
+        self.graceful(target, url)
+
+    def recover(
+        self, host: Host, target: sftp_target.SftpTarget, url: str, label: str, rto_key: str
+    ) -> list[str] | None:
+        """Deploy HOST in the lost server's place; its note titles, None when it failed.
+        The deploy's time, from its start to serving, is the figure RTO_KEY."""
+        lab, outcome = self.lab, self.outcome
+        with console.step(f"Deploying {host.name} in its place, same REPLICA_URL"):
+            recovered = lab.play(
+                "deploy.yml", *lab.deploy_args(lab.releases["v1"]),
+                inventory=self.inventory(host, target, url), label=label,
+            )  # fmt: skip
+        outcome.figures[f"host_loss.{rto_key}"] = round(recovered.seconds, 1)
+        if recovered.returncode != 0:
+            # The stack's own account of it, kept beside the play's log.
+            logs = lab.sh(host, f"{HOST_COMPOSE} logs --no-color sqlite")
+            kept = lab.logs / f"sqlite-after-{label}.log"
+            kept.write_text(logs + "\n" + target.sh(f"ls -lR {sftp_target.HOME}"))
+            # The replica itself, to restore and examine by hand.
+            docker("cp", f"{target.container}:{sftp_target.HOME}/{REPLICA_DIRECTORY}",
+                   str(lab.logs / f"replica-{label}"), check=False)  # fmt: skip
+            last = logs.strip().splitlines()[-1:] or ["(no sqlite log)"]
+            outcome.fail(
+                f"the deploy to {host.name} failed; see {recovered.log} and {kept}: {last[0]}"
+            )
+            return None
+        logs = lab.sh(host, f"{HOST_COMPOSE} logs sqlite")
+        outcome.check(
+            '"replica_start": "restored"' in logs,
+            f"{host.name}'s sqlite service did not say it restored the replica",
+        )
+        assert host.public_port is not None
+        written = [self.outcome.figures.get(f"host_loss.{key}", 0) for key in WRITTEN_KEYS]
+        titles = all_titles(host.public_port, pages=sum(int(n) for n in written) // 100 + 10)
+        outcome.check(titles is not None, f"{host.name} could not list its notes")
+        return titles
+
+    def graceful(self, target: sftp_target.SftpTarget, url: str) -> None:
+        """The recovered server takes notes, is shut down cleanly, and is removed; the
+        third server recovers every note it acknowledged."""
+        assert self.new.public_port is not None
+        writer = Writer(
+            self.new.public_port, f"graceful {uuid.uuid4().hex[:8]}", MAX_NOTES[self.context.quick]
+        )
+        with console.step(f"Writing notes through {self.new.name}, then shutting it down"):
+            writer.start()
+            time.sleep(WRITE_S[self.context.quick])
+            # The writer goes on while the stack stops: the notes it still gets
+            # acknowledged count too. Litestream ships what is outstanding on SIGTERM.
+            self.lab.sh(self.new, f"{HOST_COMPOSE} stop")
+            writer.stop()
+            lose(self.new)
+        acknowledged = list(writer.acknowledged)
+        outcome = self.outcome
+        outcome.figures["host_loss.graceful_acknowledged"] = len(acknowledged)
+        titles = self.recover(self.third, target, url, "deploy-graceful", "graceful_rto_s")
+        if titles is None:
+            return
+        lost, _window = lost_window(acknowledged, titles, time.time())
+        outcome.figures["host_loss.graceful_lost"] = lost
+        outcome.check(
+            lost == 0,
+            f"{lost} of {len(acknowledged)} notes acknowledged before a clean shutdown are "
+            f"missing on {self.third.name}",
         )
 
 
 def run(context: DrillContext) -> DrillOutcome:
     outcome = DrillOutcome(name="host_loss")
     network = f"drills-host-loss-{uuid.uuid4().hex[:6]}"
-    with host_lab.running(context, "host_loss", 2) as lab:
+    with host_lab.running(context, "host_loss", 3) as lab:
         hosts.create_network(network)
         target = None
         try:

@@ -1,10 +1,18 @@
-"""The pure parts of the host-loss drill: the confirmed sync, the tally, the replica size."""
+"""The pure parts of the host-loss drill: the confirmed beat, the tally, the lost window,
+the replica size."""
 
 from __future__ import annotations
 
 import json
 
-from drills.host_loss import Acknowledged, Tally, confirmed_at, directory_bytes, tally
+from drills.host_loss import (
+    Acknowledged,
+    Tally,
+    confirmed_at,
+    directory_bytes,
+    lost_window,
+    tally,
+)
 
 
 def test_the_confirmed_sync_is_read_from_the_status_file() -> None:
@@ -35,6 +43,19 @@ def test_every_note_back_once_is_a_clean_tally() -> None:
 
 def test_a_note_acknowledged_exactly_as_the_sync_was_asked_for_is_not_covered() -> None:
     assert tally([Acknowledged("n", at=5.0)], 5.0, []) == Tally(0, 0, 0, 1, 0)
+
+
+def test_the_lost_window_runs_from_the_oldest_missing_note_to_the_loss() -> None:
+    acknowledged = [Acknowledged(f"n {i}", at=100.0 + i / 4) for i in range(8)]
+    # Lost at 102.1: n 5 (101.25) and n 7 (101.75) are missing; n 6 came back.
+    found = [f"n {i}" for i in (0, 1, 2, 3, 4, 6)]
+    assert lost_window(acknowledged, found, lost_at=102.1) == (2, 850)
+
+
+def test_nothing_missing_is_a_window_of_zero() -> None:
+    acknowledged = [Acknowledged("n 0", at=1.0), Acknowledged("n 1", at=2.0)]
+    assert lost_window(acknowledged, ["n 1", "n 0", "other"], lost_at=50.0) == (0, 0)
+    assert lost_window([], [], lost_at=50.0) == (0, 0)
 
 
 def test_the_replica_size_comes_from_du() -> None:
