@@ -200,7 +200,12 @@ def test_beats_under_writes_confirm_only_what_a_sound_restore_holds(database, ta
     try:
         for round_ in range(12):
             time.sleep(0.5)
-            replicator.confirm()
+            # A beat not confirmed in time stays pending, and the next one confirms it:
+            # on a loaded machine Litestream's capture may come after one beat's wait.
+            for _beat in range(3):
+                replicator.confirm()
+                if replicator.status.error is None:
+                    break
             confirmed = replicator.status.confirmed_at
             assert replicator.status.error is None and confirmed is not None
             out = tmp_path / f"restore{round_}.db"
