@@ -236,6 +236,11 @@ def render(environment: str, image: str, overrides: dict[str, str], out: Path) -
         # of these runs healthy on the planned image and nothing else does.
         "services": sorted(services.stdout.split()),
         "replica_url": values.get("REPLICA_URL", ""),
+        # The host ports the proxy publishes, which the per-client connection cap covers.
+        "public_ports": [
+            values.get(key) or ENV_FILE_VARIABLES[key].default or ""
+            for key in ("WEBAPP_HTTP_PORT", "WEBAPP_HTTPS_PORT")
+        ],
     }
 
 

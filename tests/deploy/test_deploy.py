@@ -87,6 +87,23 @@ def test_a_debian_12_server_serves_the_release_and_matches_the_build(lab: Lab, r
     assert lab.service_image(bare12) == releases["v1"].image_id
     rows = [line for line in run.output.splitlines() if line.strip().startswith("- bare12")]
     assert len(rows) == 1 and rows[0].rstrip().endswith("yes"), rows
+    # A reboot empties the firewall: the unit the deploy enabled puts the connection cap
+    # back when Docker starts.
+    assert bare12.sh("systemctl is-enabled webapp-client-cap").stdout.strip() == "enabled"
+    state = "sh /opt/webapp/client-cap.sh state"
+    in_force = bare12.sh(state).stdout.strip()
+    assert in_force != "client-cap none", in_force
+    bare12.sh(
+        "systemctl stop docker.socket docker && iptables -F DOCKER-USER"
+        " && iptables -F WEBAPP-CLIENT-CAP && iptables -X WEBAPP-CLIENT-CAP"
+    )
+    assert bare12.sh(state).stdout.strip() == "client-cap none"
+    bare12.sh("systemctl start docker")
+    for _ in range(50):
+        if bare12.sh(state).stdout.strip() == in_force:
+            break
+        time.sleep(0.2)
+    assert bare12.sh(state).stdout.strip() == in_force
 
 
 def test_unknown_environment_is_refused_before_any_host_is_contacted(lab: Lab, releases) -> None:
@@ -185,6 +202,61 @@ def test_check_mode_shows_the_redeploy_and_changes_nothing(lab: Lab, releases) -
         assert lab.service_image(host) == releases["v1"].image_id
         missing = host.sh(f"docker image inspect {releases['v2'].image}", check=False)
         assert missing.returncode != 0
+
+
+def _answered(clients: list[http.Client]) -> list[bool]:
+    """Whether each client's kept-alive connection got an answer to one request."""
+    answers = []
+    for client in clients:
+        try:
+            answers.append(client.send("GET", "/readyz").status == 200)
+        except http.UNREACHABLE:
+            answers.append(False)
+    return answers
+
+
+def test_a_client_address_holds_no_more_connections_than_the_cap(lab: Lab, releases) -> None:
+    web1 = lab.prod[0]
+    assert web1.public_port is not None
+    cap = 4
+    capped = deploy(lab, releases["v1"], "-e", f"webapp_conns_per_client={cap}")
+    assert capped.returncode == 0, capped.output[-3000:]
+    assert capped.ran("Apply the connection cap to the host's firewall.") == {"web1", "web2"}
+    assert capped.ran("Bring the release up health first, detached from the SSH session.") == set()
+    # Every request of this test comes from one address, as a slowloris attacker's would.
+    held = [http.Client(web1.public_port, timeout=5) for _ in range(cap)]
+    try:
+        assert _answered(held) == [True] * cap
+        over = http.Client(web1.public_port, timeout=5)
+        assert _answered([over]) == [False]
+        over.close()
+        held.pop().close()
+        # A closed connection no longer counts; give the close a moment to be seen.
+        admitted = False
+        for _ in range(20):
+            probe = http.Client(web1.public_port, timeout=5)
+            admitted = _answered([probe]) == [True]
+            probe.close()
+            if admitted:
+                break
+            time.sleep(0.1)
+        assert admitted, "a connection below the cap was refused"
+    finally:
+        for client in held:
+            client.close()
+    again = deploy(lab, releases["v1"], "-e", f"webapp_conns_per_client={cap}")
+    assert again.returncode == 0, again.output[-3000:]
+    assert again.changed() == {"localhost": 0, "web1": 0, "web2": 0}
+    # Back to the default, far above what this test opens.
+    default = deploy(lab, releases["v1"])
+    assert default.returncode == 0, default.output[-3000:]
+    assert default.ran("Apply the connection cap to the host's firewall.") == {"web1", "web2"}
+    more = [http.Client(web1.public_port, timeout=5) for _ in range(cap + 2)]
+    try:
+        assert _answered(more) == [True] * (cap + 2)
+    finally:
+        for client in more:
+            client.close()
 
 
 def _verify(lab: Lab, release) -> str:

@@ -1,8 +1,10 @@
 # Print what a host has installed and runs, for the deploy to compare with the plan.
 # Run by configure.yml in one SSH round trip; reads WEBAPP_APP_DIR, WEBAPP_PATHS (paths
-# relative to it, space-separated), WEBAPP_PROJECT, WEBAPP_ENV_FILE and WEBAPP_SALT from
-# the environment.
+# relative to it or absolute, space-separated), WEBAPP_PROJECT, WEBAPP_ENV_FILE and
+# WEBAPP_SALT from the environment.
 #
+#   systemd <the cap unit: enabled, disabled or absent>           where systemd runs
+#   client-cap <digest or none>   the connection cap in force (files/client_cap.sh)
 #   <path> <sha256 or - for a directory> <uid> <gid> <mode>      per path that exists
 #   container <service> <image id> <state> <health or none> <current or stale>
 #                                                                 per project container
@@ -15,6 +17,15 @@
 # prints cannot be matched against anything outside that run.
 set -eu
 
+if [ -d /run/systemd/system ]; then
+    unit=$(systemctl is-enabled webapp-client-cap.service 2>/dev/null || true)
+    echo "systemd ${unit:-absent}"
+fi
+if [ -f "$WEBAPP_APP_DIR/client-cap.sh" ]; then
+    sh "$WEBAPP_APP_DIR/client-cap.sh" state
+else
+    echo "client-cap none"
+fi
 cd "$WEBAPP_APP_DIR" 2>/dev/null || exit 0
 for path in $WEBAPP_PATHS; do
     if [ -d "$path" ]; then
