@@ -97,9 +97,12 @@ def lock(session: nox.Session) -> None:
     """Re-resolve requirements/*.in into hash-pinned lock files (needs `uv` on PATH), and
     the image's SQLite packages into requirements/sqlite.lock (needs `gpgv`)."""
     for name in ("app", "dev"):
+        # Extras stay in the lock (`coverage[toml]==…`): pip's hash-checking mode takes an
+        # extra a dependency asks for as a requirement of its own, and an unpinned one
+        # fails the install as soon as a newer release is published.
         session.run(
             "uv", "pip", "compile", "--universal", "--python-version", PYTHON,
-            "--generate-hashes", "--quiet", *session.posargs,
+            "--generate-hashes", "--no-strip-extras", "--quiet", *session.posargs,
             f"requirements/{name}.in", "-o", f"requirements/{name}.txt",
         )  # fmt: skip
     session.run("python3", "-m", "kit.debs", "lock", external=True)
