@@ -24,6 +24,7 @@ from typing import Any
 from kit import base_image, console, debs, wheelhouse
 from kit.console import KitError
 from kit.docker_cli import docker, inspect_image
+from kit.image import PROXY_LABEL, proxy_fingerprint
 
 NAME = "webapp-bench"
 INPUTS = (
@@ -55,6 +56,12 @@ class Context:
         """`docker build` (classic builder) of this context as NAME:tag; its seconds."""
         arguments = ["build", "--quiet", "--force-rm", "--tag", f"{NAME}:{tag}"]
         arguments += ["--no-cache"] if no_cache else []
+        # The label the real build sets: without it every release would move the hosts'
+        # proxy to its image and restart it, dropping the connections of a redeploy.
+        found = inspect_image(base)
+        if found is None:
+            raise KitError(f"the base image {base} is missing; run `nox -s build` first")
+        arguments += ["--label", f"{PROXY_LABEL}={proxy_fingerprint(found['Id'], self.path)}"]
         values = {
             "BASE_IMAGE": base,
             # The build values of the real build, so the deploy's /version check passes.
