@@ -115,7 +115,7 @@ def measure(
 ) -> dict[str, Any]:
     """First deploy, no-change re-run, code-change redeploy, redeploys under traffic, naive,
     to the lab's first COUNT hosts (the others are left for later phases)."""
-    out: dict[str, Any] = {}
+    out: dict[str, Any] = {"deploy.hosts": count}
     measured = lab.hosts[:count]
     only = inventory_of(lab, measured) if count < len(lab.hosts) else None
     plays: dict[str, Play] = {}

@@ -16,7 +16,8 @@ KEYS: tuple[str, ...] = (
     "http.update_note_rps", "http.get_note_p99_ms", "http.create_note_p99_ms", "http.errors",
     "build.cold_s", "build.noop_s", "build.code_change_s", "build.image_bytes",
     "build.base_image_bytes",
-    "deploy.first_s", "deploy.noop_s", "deploy.code_change_s", "deploy.naive_code_change_s",
+    "deploy.hosts", "deploy.first_s", "deploy.noop_s", "deploy.code_change_s",
+    "deploy.naive_code_change_s",
     "deploy.code_change_bytes_per_host", "deploy.naive_bytes_per_host",
     "redeploy.count", "redeploy.requests", "redeploy.failed", "redeploy.max_gap_ms",
     "redeploy.lost_or_doubled",
@@ -149,7 +150,7 @@ def markdown(
         f"| image / base image | {flat['build.image_bytes'] / 1e6:.1f} MB / "
         f"{flat['build.base_image_bytes'] / 1e6:.1f} MB |",
         "",
-        f"| deploy ({details.get('hosts', 2)} hosts) | kit "
+        f"| deploy ({flat['deploy.hosts']:.0f} host(s)) | kit "
         "| naive (`docker save` + `compose up`) |",
         "|---|---:|---:|",
         f"| first deploy | {flat['deploy.first_s']:.1f} s | |",
