@@ -31,6 +31,7 @@ LINT_PATHS = [
     "drills",
     "noxfile.py",
     "gunicorn.conf.py",
+    "ansible/roles/webapp/files",
 ]
 
 

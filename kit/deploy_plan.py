@@ -1,16 +1,17 @@
 """The deploy's inputs, checked on the controller before any host is contacted.
 
-    python -m kit.deploy_plan check --env prod --groups dev,prod
+    python -m kit.deploy_plan check --env prod --groups dev,prod \
+        [--hosts '{"web1": {OVERRIDES}, ...}'] [--secret-stdin < KEY]
     python -m kit.deploy_plan render --env prod --image TAG --set KEY=VALUE ... --out PATH
     python -m kit.deploy_plan secret < KEY
-    python -m kit.deploy_plan replicas HOST=REPLICA_URL ...
 
-`check` validates the environment name, its env file and the build record, and prints the
-plan as JSON. `render` writes the env file one host gets (the repository's file with the
-built image pinned and the host's overrides) and prints its hash and the compose files'
-hash; the deploy compares live hosts with exactly these values.
-`secret` judges the prod key read from stdin by the app's own rule, and never prints it.
-`replicas` refuses two hosts that would replicate to one replica.
+`check` validates the environment name, its env file and the build record, refuses two
+of the hosts that would replicate to one replica and, with --secret-stdin, a prod key the
+app would refuse, and prints the plan as JSON: the whole preflight in one Python start.
+`render` writes the env file one host gets (the repository's file with the built image
+pinned and the host's overrides) and prints its hash and the compose files' hash; the
+deploy compares live hosts with exactly these values. `secret` judges a key alone, to
+vet one before it goes into the vault. No command ever prints the key.
 The rules of every value are in webapp/settings.py.
 """
 
@@ -119,7 +120,15 @@ def environments() -> list[str]:
     return sorted(path.name.removeprefix(".env.") for path in Path().glob(".env.*"))
 
 
-def check(environment: str, groups: list[str], build_record: Path) -> dict[str, Any]:
+def check(
+    environment: str,
+    groups: list[str],
+    build_record: Path,
+    hosts: dict[str, dict[str, Any]] | None = None,
+    secret: str | None = None,
+) -> dict[str, Any]:
+    """The plan of a deploy to `hosts` (each with its webapp_env_overrides), refused with
+    the first problem found; `secret`, when given, is judged if the environment is prod."""
     valid = [name for name in environments() if name in groups]
     if environment not in valid:
         raise KitError(
@@ -153,6 +162,21 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
         taken[port] = key
     replica = values.get("REPLICA_URL", "")
     replica_problem(str(path), values)
+    # Checked for the whole group, --limit or not: a host left out of a run still runs
+    # its replicator.
+    replica_urls = {
+        host: str(overrides.get("REPLICA_URL", replica))
+        for host, overrides in (hosts or {}).items()
+    }
+    shared_replicas(list(replica_urls.items()))
+    secret_required = values["APP_ENV"] == "prod"
+    if secret_required and secret is not None:
+        problem = secret_problem(secret)
+        if problem is not None:
+            raise KitError(
+                f"The {environment} secret key {problem}; export WEBAPP_SECRET_KEY or set "
+                f"vault_webapp_secret_key in group_vars/{environment}/vault.yml"
+            )
     compose_files = values["COMPOSE_FILE"].split(":")
     absent = [name for name in compose_files if not Path(name).is_file()]
     if absent:
@@ -176,8 +200,10 @@ def check(environment: str, groups: list[str], build_record: Path) -> dict[str, 
         },
         "project": values["COMPOSE_PROJECT_NAME"],
         "port": health_port(values),
-        "secret_required": values["APP_ENV"] == "prod",
+        "secret_required": secret_required,
         "replica_url": replica,
+        # Each host's REPLICA_URL: its own override, else the env file's.
+        "replica_urls": replica_urls,
         "image": record["image"],
         "image_id": record["id"],
         "version": record.get("version", "unknown"),
@@ -264,6 +290,16 @@ def _assignment(text: str) -> tuple[str, str]:
     return key, value
 
 
+def _host_overrides(text: str) -> dict[str, dict[str, Any]]:
+    try:
+        hosts = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise argparse.ArgumentTypeError(f"is not JSON ({error})") from None
+    if not isinstance(hosts, dict) or not all(isinstance(v, dict) for v in hosts.values()):
+        raise argparse.ArgumentTypeError("is not a JSON object of {HOST: {KEY: VALUE}}")
+    return hosts
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m kit.deploy_plan", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -271,14 +307,19 @@ def main(argv: list[str] | None = None) -> int:
     checking.add_argument("--env", required=True)
     checking.add_argument("--groups", required=True, help="inventory groups, comma-separated")
     checking.add_argument("--build-record", type=Path, default=Path("build/image.json"))
+    checking.add_argument(
+        "--hosts", type=_host_overrides, default={},
+        help="the group's hosts as JSON: {HOST: its webapp_env_overrides}",
+    )  # fmt: skip
+    checking.add_argument(
+        "--secret-stdin", action="store_true", help="judge the prod key read from stdin"
+    )
     rendering = commands.add_parser("render", help="write one host's env file")
     rendering.add_argument("--env", required=True)
     rendering.add_argument("--image", required=True)
     rendering.add_argument("--set", type=_assignment, action="append", default=[])
     rendering.add_argument("--out", type=Path, required=True)
     commands.add_parser("secret", help="judge the prod key on stdin; exit 1 naming the problem")
-    replicating = commands.add_parser("replicas", help="refuse two hosts on one replica")
-    replicating.add_argument("hosts", type=_assignment, nargs="*", metavar="HOST=REPLICA_URL")
     arguments = parser.parse_args(argv)
     if arguments.command == "secret":
         problem = secret_problem(sys.stdin.read().strip())
@@ -287,12 +328,10 @@ def main(argv: list[str] | None = None) -> int:
             return 1
         return 0
     try:
-        if arguments.command == "replicas":
-            shared_replicas(arguments.hosts)
-            return 0
         if arguments.command == "check":
             groups = [name for name in arguments.groups.split(",") if name]
-            result = check(arguments.env, groups, arguments.build_record)
+            secret = sys.stdin.read().strip() if arguments.secret_stdin else None
+            result = check(arguments.env, groups, arguments.build_record, arguments.hosts, secret)
         else:
             result = render(arguments.env, arguments.image, dict(arguments.set), arguments.out)
     except KitError as error:

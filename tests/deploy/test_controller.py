@@ -5,6 +5,7 @@ inventory hosts sit on closed loopback ports, so a contacted one shows as UNREAC
 from __future__ import annotations
 
 import json
+import secrets
 import shutil
 from pathlib import Path
 
@@ -111,6 +112,44 @@ def test_the_proxy_s_and_replicator_s_metrics_need_host_ports_of_their_own(
 def test_a_missing_build_record_says_to_build(project: Path) -> None:
     with pytest.raises(KitError, match=r"image\.json is missing; run `nox -s build` first"):
         deploy_plan.check("prod", ["prod"], project / "image.json")
+
+
+def test_a_prod_key_the_app_refuses_is_refused_saying_where_to_set_it(project: Path) -> None:
+    with pytest.raises(
+        KitError,
+        match=r"The prod secret key .+; export WEBAPP_SECRET_KEY or set vault_webapp_secret_key "
+        r"in group_vars/prod/vault\.yml",
+    ):
+        deploy_plan.check("prod", ["prod"], project / "image.json", secret="short")
+
+
+def test_a_good_key_passes_on_to_the_build_check(project: Path) -> None:
+    with pytest.raises(KitError, match=r"image\.json is missing"):
+        deploy_plan.check(
+            "prod", ["prod"], project / "image.json", secret=secrets.token_urlsafe(48)
+        )
+
+
+def test_the_check_refuses_two_hosts_on_the_env_file_s_replica(project: Path) -> None:
+    with (project / ".env.prod").open("a") as env:
+        env.write("REPLICA_URL=file:///srv/replica/webapp\n")
+    hosts: dict[str, dict[str, str]] = {"web1": {}, "web2": {}}
+    with pytest.raises(KitError, match=r"web1 and web2 would both replicate to file:///srv/"):
+        deploy_plan.check("prod", ["prod"], project / "image.json", hosts)
+    # A host with a replica of its own in its overrides passes on to the build check.
+    hosts["web2"] = {"REPLICA_URL": "file:///srv/replica/web2"}
+    with pytest.raises(KitError, match=r"image\.json is missing"):
+        deploy_plan.check("prod", ["prod"], project / "image.json", hosts)
+
+
+@pytest.mark.parametrize("hosts", ["web1", "[1]", '{"web1": "x"}'])
+def test_the_check_command_refuses_hosts_that_are_no_json_object_of_overrides(
+    project: Path, hosts: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        deploy_plan.main(["check", "--env", "prod", "--groups", "prod", "--hosts", hosts])
+    assert exit_.value.code == 2
+    assert "argument --hosts: is not" in capsys.readouterr().err
 
 
 @pytest.mark.container
@@ -230,6 +269,6 @@ def test_one_replicator_per_replica_passes_to_the_hosts(
     tmp_path: Path, hosts: dict[str, str | None], env_url: str
 ) -> None:
     play = _play(tmp_path, "deploy.yml", hosts, env_url=env_url)
-    # The preflight passed: the deploy went on to the first host, on its closed port.
-    assert play.unreachable() == {"web1"}, play.output[-2000:]
+    # The preflight passed: the deploy went on to survey every host, on its closed port.
+    assert play.unreachable() == set(hosts), play.output[-2000:]
     assert "would both replicate" not in play.output

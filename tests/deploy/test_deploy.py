@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
@@ -27,6 +29,8 @@ from harness.traffic import MixedTraffic
 pytestmark = pytest.mark.deploy
 # The project name .env.prod gives the stack on every host.
 PROJECT = "webapp-prod"
+LOCK_TASK = "Take the deploy lock and read the host's engine, images, release and installed files."
+ROLLOUT_PLAY = "Deploy the notes stack to the hosts it changes, batch by batch."
 
 
 def deploy(lab: Lab, release, *args: str):
@@ -162,7 +166,19 @@ def test_a_rerun_with_nothing_changed_reports_no_change(lab: Lab, releases) -> N
         "Bring the release up health first, detached from the SSH session.",
     ):
         assert run.ran(task) == set(), task
-    assert run.ran("Read the installed files and the running containers.") == {"web1", "web2"}
+    # Both hosts were surveyed at once, checked and fingerprinted there, and the rollout
+    # had nothing to do on either.
+    assert run.ran(LOCK_TASK) == {"web1", "web2"}
+    assert run.ran(
+        "Verify from the host that the app is ready, and read the build it reports."
+    ) == {
+        "web1",
+        "web2",
+    }
+    assert run.ran("Release the deploy lock of a host the rollout will take again.") == set()
+    assert run.ran("Note the host's fingerprint and the expected one.") == {"web1", "web2"}
+    for host in lab.prod:
+        assert host.sh("test -d /opt/webapp/deploy.lock", check=False).returncode != 0
 
 
 def test_a_rerun_repairs_a_stopped_service_and_edited_files(lab: Lab, releases) -> None:
@@ -354,14 +370,28 @@ def test_rollback_switches_back_under_traffic_without_shipping_an_image(
 
 
 def test_a_concurrent_deploy_is_refused_by_the_lock(lab: Lab, releases) -> None:
-    first = lab.start("deploy.yml", *lab.deploy_args(releases["v1"]), label="deploy-first")
+    # A stopped proxy gives the first deploy a repair to make, so it takes web1's lock
+    # again for its rollout, and holds it through a release.
+    lab.prod[0].sh(f"{HOST_COMPOSE} stop proxy")
+    rolling_out = threading.Event()
+
+    def note_web1_s_rollout_lock(event: dict[str, Any]) -> None:
+        data = event.get("event_data", {})
+        if (
+            event.get("event") == "runner_on_ok"
+            and data.get("host") == "web1"
+            and data.get("play") == ROLLOUT_PLAY
+            and data.get("task") == LOCK_TASK
+        ):
+            rolling_out.set()
+
+    first = lab.start(
+        "deploy.yml", *lab.deploy_args(releases["v1"]), label="deploy-first",
+        on_event=note_web1_s_rollout_lock,
+    )  # fmt: skip
     try:
-        for _ in range(240):
-            if lab.prod[0].sh("test -d /opt/webapp/deploy.lock", check=False).returncode == 0:
-                break
-            time.sleep(0.5)
-        else:
-            pytest.fail("the first deploy never took the lock on web1")
+        if not rolling_out.wait(timeout=300):
+            pytest.fail("the first deploy never took web1's lock for its rollout")
         second = deploy(lab, releases["v1"])
     finally:
         first_play = first.wait(timeout=600)
@@ -371,6 +401,8 @@ def test_a_concurrent_deploy_is_refused_by_the_lock(lab: Lab, releases) -> None:
     assert "web1 is locked by another deploy:" in message
     assert f"deploying {releases['v1'].image}" in message
     assert "remove /opt/webapp/deploy.lock on web1" in message
+    # Refused at the survey: the second deploy changed no host.
+    assert "Not deploying: the survey failed on web1" in message
     assert lab.prod[0].sh("test -d /opt/webapp/deploy.lock", check=False).returncode != 0
 
 
@@ -411,15 +443,55 @@ def test_a_crash_looping_release_is_caught_by_its_restarts_and_rolled_back(
     assert lab.service_image(web2) == releases["v1"].image_id
 
 
-def test_a_host_lost_mid_rollout_fails_the_play_and_leaves_consistent_releases(
+def test_a_host_the_survey_cannot_reach_stops_the_deploy_before_any_change(
     lab: Lab, releases
 ) -> None:
-    web1, web2 = lab.prod
+    web2 = lab.prod[1]
     docker("pause", web2.container)
     try:
         run = deploy(lab, releases["v2"])
     finally:
         docker("unpause", web2.container)
+    assert run.returncode != 0
+    assert "UNREACHABLE" in run.output
+    assert (
+        "Not deploying: the survey failed on web2 (see above); no host was changed."
+        in " ".join(run.output.split())
+    )
+    assert run.ran("Bring the release up health first, detached from the SSH session.") == set()
+    for host in lab.prod:
+        assert lab.service_image(host) == releases["v1"].image_id
+        assert host.sh("test -d /opt/webapp/deploy.lock", check=False).returncode != 0
+
+
+def test_a_host_lost_mid_rollout_fails_the_play_and_leaves_consistent_releases(
+    lab: Lab, releases
+) -> None:
+    web1, web2 = lab.prod
+    paused: list[str] = []
+
+    def lose_web2_once_web1_is_released(event: dict[str, Any]) -> None:
+        data = event.get("event_data", {})
+        if (
+            not paused
+            and event.get("event") == "runner_on_ok"
+            and data.get("host") == "web1"
+            and data.get("task") == "Wait until the release is up and healthy."
+        ):
+            docker("pause", web2.container)
+            paused.append("web2")
+
+    try:
+        run = lab.start(
+            "deploy.yml",
+            *lab.deploy_args(releases["v2"]),
+            label="deploy-v2-host-lost",
+            on_event=lose_web2_once_web1_is_released,
+        ).wait(timeout=600)
+    finally:
+        if paused:
+            docker("unpause", web2.container)
+    assert paused == ["web2"], "web1's release never came up"
     assert run.returncode != 0
     assert "UNREACHABLE" in run.output and "web2" in run.output
     # Each host runs one whole release: web1 the new one, web2 the one it had.

@@ -1,11 +1,11 @@
 # Print what a host has installed and runs, for the deploy to compare with the plan.
-# Run by configure.yml in one SSH round trip; reads WEBAPP_APP_DIR, WEBAPP_PATHS (paths
-# relative to it or absolute, space-separated), WEBAPP_PROJECT, WEBAPP_ENV_FILE and
-# WEBAPP_SALT from the environment.
+# Run by the deploy in its first SSH round trip, after files/lock_and_probe.sh
+# (tasks/lock.yml); reads WEBAPP_APP_DIR, WEBAPP_PATHS (paths relative to it or absolute,
+# space-separated), WEBAPP_PROJECT, WEBAPP_ENV_FILE and WEBAPP_SALT from the environment.
 #
 #   systemd <the cap unit: enabled, disabled or absent>           where systemd runs
 #   client-cap <digest or none>   the connection cap in force (files/client_cap.sh)
-#   <path> <sha256 or - for a directory> <uid> <gid> <mode>      per path that exists
+#   file <path> <sha256 or - for a directory> <uid> <gid> <mode>   per path that exists
 #   container <service> <image id> <state> <health or none> <current or stale>
 #                                                                 per project container
 #
@@ -37,7 +37,7 @@ for path in $WEBAPP_PATHS; do
     else
         digest=$(sha256sum <"$path" | cut -d ' ' -f 1)
     fi
-    echo "$path $digest $(stat -c '%u %g %a' "$path")"
+    echo "file $path $digest $(stat -c '%u %g %a' "$path")"
 done
 hashes=$(docker compose --env-file "$WEBAPP_ENV_FILE" config --hash '*' 2>/dev/null || true)
 docker ps --all --quiet --filter "label=com.docker.compose.project=$WEBAPP_PROJECT" |
